@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the two WebAssembly packages the page chooses between, so that a visitor downloads only
+# the one that will run: www/pkg/gpu (burn-wgpu on WebGPU) and www/pkg/cpu (burn's Flex CPU
+# backend, for browsers without WebGPU). wasm-opt comes from the npm package binaryen (Debian's
+# is too old: its output fails to load).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
+export PATH="$PWD/pkg-build/node_modules/.bin:$PATH"
+
+build() { # name, cargo features
+  wasm-pack build --release --target web --no-pack --out-dir "www/pkg/$1" --out-name plmscope . \
+    -- --no-default-features --features "$2"
+  rm -f "www/pkg/$1/.gitignore"
+}
+build gpu webgpu
+build cpu cpu
+for b in gpu cpu; do
+  printf 'www/pkg/%s/plmscope_bg.wasm: %s bytes, %s gzipped\n' "$b" \
+    "$(stat -c %s www/pkg/$b/plmscope_bg.wasm)" "$(gzip -9 -c www/pkg/$b/plmscope_bg.wasm | wc -c)"
+done

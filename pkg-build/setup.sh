@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building and testing plmscope needs, skipping whatever is already there.
+# Nothing here downloads a prebuilt binary: Rust tools build from crates.io, Chromium comes from
+# Debian, wasm-opt from the npm package `binaryen`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32 target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen-cli must be exactly the wasm-bindgen that Cargo.lock holds.
+want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  say "installing wasm-bindgen-cli $want (have: ${have:-none})"
+  # Not --locked: the locked webpki-roots of the CLI is missing from the registry mirror.
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+
+if ! command -v wasm-pack >/dev/null; then
+  say "installing wasm-pack"
+  cargo install wasm-pack --locked
+fi
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  say "installing Debian's chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if [ ! -x pkg-build/node_modules/.bin/wasm-opt ]; then
+  say "installing npm packages of pkg-build/"
+  (cd pkg-build && npm ci --no-audit --no-fund)
+fi
+say "ready"

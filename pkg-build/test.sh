@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Every test: native (unit tests, parity with transformers, load errors) and the same parity in
+# headless Chromium on burn's WebGPU and CPU backends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
+
+echo "== native"
+cargo test --release
+
+echo "== wasm in headless Chromium (WebGPU and CPU backends)"
+export CHROMEDRIVER=/usr/bin/chromedriver
+export WASM_BINDGEN_TEST_TIMEOUT=900
+export WASM_BINDGEN_TEST_ONLY_WEB=1
+export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/webdriver.json"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+cargo test --release --target wasm32-unknown-unknown --no-default-features --features cpu,webgpu --test web

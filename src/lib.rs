@@ -1,0 +1,27 @@
+//! plmscope: ESM-2 protein language models and sparse autoencoders on their residual stream,
+//! on burn, natively and in the browser (WebGPU or CPU).
+//!
+//! ```no_run
+//! use plmscope::{alphabet, esm::Batch, weights};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = burn::tensor::Device::flex();
+//! let config = std::fs::read_to_string("esm2_t6_8M_UR50D/config.json")?;
+//! let bytes = std::fs::read("esm2_t6_8M_UR50D/model.safetensors")?;
+//! let (_config, model) = weights::esm::from_hub(&config, &bytes, &device)?;
+//! let records = alphabet::parse_fasta(">p\nMKTAYIAKQR")?;
+//! let out = model.forward(&Batch::new(&[records[0].tokens()], &device));
+//! let logits = out.logits; // [1, 12, 33]
+//! # Ok(()) }
+//! ```
+//!
+//! Crate map: [`alphabet`] (tokens, FASTA, input errors) → [`weights`] (file formats, rename
+//! tables, typed load errors) → [`esm`] (the model, one file per block) → [`embed`] (the
+//! per-record results the CLI and the page share). `web` is the only wasm-bindgen module.
+
+pub mod alphabet;
+pub mod embed;
+pub mod esm;
+pub mod weights;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;

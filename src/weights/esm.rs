@@ -1,0 +1,42 @@
+//! ESM-2 checkpoints in the two formats users have: a hub folder (`config.json` +
+//! `model.safetensors`) and a fair-esm `.pt`.
+
+use burn::prelude::*;
+
+use super::pickle::{self, Value};
+use super::{rename, safetensors, LoadError, Vars};
+use crate::esm::{EsmConfig, EsmModel};
+
+/// A hub model: `config.json` text and `model.safetensors` bytes (hub or transformers-5 names).
+pub fn from_hub(config_json: &str, model_safetensors: &[u8], device: &Device) -> Result<(EsmConfig, EsmModel), LoadError> {
+    let config = EsmConfig::from_json(config_json)?;
+    let tensors = rename::from_transformers(safetensors::read(model_safetensors, "model.safetensors")?);
+    let model = EsmModel::load(&Vars::from_map(tensors, "model.safetensors", device), &config)?;
+    Ok((config, model))
+}
+
+/// A fair-esm ESM-2 checkpoint (`{"model": state_dict, "cfg": {"model": Namespace}}`); the
+/// configuration comes from `cfg.model`, the sizes it leaves out from the tensors.
+pub fn from_fair_esm(pt: &[u8], source_name: &str, device: &Device) -> Result<(EsmConfig, EsmModel), LoadError> {
+    let root = pickle::load_pt(pt, source_name)?;
+    let bad = |detail: &str| LoadError::Format { source_name: source_name.to_string(), format: "fair-esm checkpoint", detail: detail.to_string() };
+    let state = root.get("model").ok_or_else(|| bad("no \"model\" state dict at the top level"))?;
+    let tensors = rename::from_fair_esm(state.tensors());
+    let cfg = root.get("cfg").and_then(|c| c.get("model")).or_else(|| root.get("args"));
+    let int = |key: &str| cfg.and_then(|c| c.get(key)).and_then(Value::as_int).map(|v| v as usize);
+    let embed = tensors
+        .get("esm.embeddings.word_embeddings.weight")
+        .ok_or_else(|| LoadError::Missing { name: "embed_tokens.weight".into(), source_name: source_name.to_string() })?;
+    let hidden = embed.shape.get(1).copied().unwrap_or(0);
+    let layers = (0..).take_while(|i| tensors.contains_key(&format!("esm.encoder.layer.{i}.LayerNorm.weight"))).count();
+    let heads = int("encoder_attention_heads").ok_or_else(|| bad("cfg.model.encoder_attention_heads is missing; the head count cannot be read from the tensors"))?;
+    let mut config = EsmConfig::esm2_t6_8m();
+    config.hidden_size = int("encoder_embed_dim").unwrap_or(hidden);
+    config.num_hidden_layers = int("encoder_layers").unwrap_or(layers);
+    config.num_attention_heads = heads;
+    config.intermediate_size = int("encoder_ffn_embed_dim").unwrap_or(4 * config.hidden_size);
+    config.token_dropout = cfg.and_then(|c| c.get("token_dropout")).and_then(Value::as_int).is_none_or(|v| v != 0);
+    let config = EsmConfig::from_json(&serde_json::to_string(&config).expect("config serialises"))?;
+    let model = EsmModel::load(&Vars::from_map(tensors, source_name, device), &config)?;
+    Ok((config, model))
+}
