@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the two WebAssembly packages the page chooses between, so that a visitor downloads only
-# the one that will run: www/pkg/gpu (burn-wgpu on WebGPU) and www/pkg/cpu (burn's Flex CPU
-# backend, for browsers without WebGPU). wasm-opt comes from the npm package binaryen (Debian's
+# the one that will run: www/pkg/gpu (burn-wgpu on WebGPU, with the CPU backend inside so a lost
+# device can fall back without another download; the same features as the browser tests, so the
+# two share compiled dependencies) and www/pkg/cpu (burn's Flex CPU backend alone, about a tenth of
+# the size, for browsers without WebGPU). wasm-opt comes from the npm package binaryen (Debian's
 # is too old: its output fails to load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,7 @@ build() { # name, cargo features
     -- --no-default-features --features "$2"
   rm -f "www/pkg/$1/.gitignore"
 }
-build gpu webgpu
+build gpu cpu,webgpu
 build cpu cpu
 for b in gpu cpu; do
   printf 'www/pkg/%s/plmscope_bg.wasm: %s bytes, %s gzipped\n' "$b" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every test: native (unit tests, parity with transformers, load errors) and the same parity in
-# headless Chromium on burn's WebGPU and CPU backends.
+# Every test: native (unit tests, parity with transformers, load errors, the CLI), the same parity
+# in headless Chromium on burn's WebGPU and CPU backends, and the built page driven by Playwright.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
@@ -15,3 +15,7 @@ export WASM_BINDGEN_TEST_ONLY_WEB=1
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/webdriver.json"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 cargo test --release --target wasm32-unknown-unknown --no-default-features --features cpu,webgpu --test web
+
+echo "== the page in headless Chromium"
+pkg-build/build.sh
+node --test tests/e2e/

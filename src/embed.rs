@@ -67,15 +67,21 @@ pub struct ResiduePrediction {
 
 /// Softmax of each residue's logits (cls and eos dropped), with the `k` best tokens.
 pub fn predictions(output: &RecordOutput, k: usize) -> Vec<ResiduePrediction> {
-    let v = output.vocab();
-    (1..output.len() - 1)
+    let tokens: Vec<u32> = output.input_ids.iter().map(|&t| t as u32).collect();
+    predictions_from_logits(&output.logits, &tokens, k)
+}
+
+/// [`predictions`] from `[T, vocab]` logits and the T tokens they were computed for.
+pub fn predictions_from_logits(logits: &[f32], tokens: &[u32], k: usize) -> Vec<ResiduePrediction> {
+    let v = logits.len() / tokens.len();
+    (1..tokens.len() - 1)
         .map(|pos| {
-            let row = &output.logits[pos * v..(pos + 1) * v];
+            let row = &logits[pos * v..(pos + 1) * v];
             let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
             let exp: Vec<f32> = row.iter().map(|x| (x - max).exp()).collect();
             let sum: f32 = exp.iter().sum();
             let p: Vec<f32> = exp.iter().map(|e| e / sum).collect();
-            let actual = output.input_ids[pos] as usize;
+            let actual = tokens[pos] as usize;
             let mut order: Vec<usize> = (0..v).collect();
             order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
             ResiduePrediction {

@@ -16,11 +16,17 @@
 //!
 //! Crate map: [`alphabet`] (tokens, FASTA, input errors) → [`weights`] (file formats, rename
 //! tables, typed load errors) → [`esm`] (the model, one file per block) → [`embed`] (the
-//! per-record results the CLI and the page share). `web` is the only wasm-bindgen module.
+//! per-record results the CLI and the page share). [`sae`] holds sparse autoencoders in one
+//! canonical form (their files are read in [`weights::sae`]); [`features`] encodes a sequence at
+//! a layer and [`intervene`] edits features and re-runs the layers after it. `web` is the only
+//! wasm-bindgen module.
 
 pub mod alphabet;
 pub mod embed;
 pub mod esm;
+pub mod features;
+pub mod intervene;
+pub mod sae;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

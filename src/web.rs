@@ -7,9 +7,13 @@ use burn::prelude::*;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::alphabet;
-use crate::embed::{self, ResiduePrediction};
-use crate::esm::{EsmConfig, EsmModel};
+use crate::alphabet::{self, Record};
+use crate::embed::{self, read_f32, ResiduePrediction};
+use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
+use crate::features::{self, Reconstruction, SparseFeatures};
+use crate::intervene::{self, Edit};
+use crate::sae::{Encoded, Sae, SaeFormat};
+use crate::weights::sae::SaeSource;
 use crate::weights::{self, random, Vars};
 
 #[wasm_bindgen(start)]
@@ -21,6 +25,22 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+#[cfg(feature = "webgpu")]
+thread_local! {
+    static WEBGPU: std::cell::OnceCell<Device> = const { std::cell::OnceCell::new() };
+}
+
+/// The page's one WebGPU device: burn registers a runtime per adapter once per page, so every
+/// engine (and every test) shares it.
+#[cfg(feature = "webgpu")]
+pub async fn webgpu_device() -> Result<Device, burn::tensor::wgpu::WgpuInitError> {
+    if let Some(d) = WEBGPU.with(|cell| cell.get().cloned()) {
+        return Ok(d);
+    }
+    let device = Device::wgpu_options().init_async().await?;
+    Ok(WEBGPU.with(|cell| cell.get_or_init(|| device).clone()))
+}
+
 /// The model on its device.
 #[wasm_bindgen]
 pub struct Plmscope {
@@ -28,6 +48,20 @@ pub struct Plmscope {
     backend: String,
     model: Option<(EsmConfig, EsmModel)>,
     random_weights: bool,
+    /// One SAE per layer at most.
+    saes: Vec<(usize, Sae)>,
+    /// The last sequence run, kept so that interventions re-run only the layers after theirs.
+    cached: Option<Cached>,
+}
+
+struct Cached {
+    record: Record,
+    batch: Batch,
+    acts: Activations,
+    /// `[T, vocab]` logits of the plain pass, on the host.
+    logits: Vec<f32>,
+    /// The SAE encoding last shown, by layer: what interventions at that layer start from.
+    encoded: Option<(usize, Encoded)>,
 }
 
 /// Which backends this build of the wasm holds.
@@ -68,12 +102,12 @@ impl Plmscope {
     pub async fn create(backend: String) -> Result<Plmscope, JsError> {
         let device = match backend.as_str() {
             #[cfg(feature = "webgpu")]
-            "webgpu" => Device::wgpu_options().init_async().await.map_err(|e| js_err(format!("WebGPU: {e}")))?,
+            "webgpu" => webgpu_device().await.map_err(|e| js_err(format!("WebGPU: {e}")))?,
             #[cfg(feature = "cpu")]
             "cpu" => Device::flex(),
             other => return Err(js_err(format!("backend \"{other}\" is not in this build (it has {:?})", compiled_backends()))),
         };
-        Ok(Plmscope { device, backend, model: None, random_weights: false })
+        Ok(Plmscope { device, backend, model: None, random_weights: false, saes: Vec::new(), cached: None })
     }
 
     /// Loads a hub model: `config.json` text and `model.safetensors` bytes.
@@ -81,6 +115,7 @@ impl Plmscope {
     pub fn load_hub(&mut self, config_json: &str, model_safetensors: &[u8]) -> Result<JsValue, JsError> {
         self.model = Some(weights::esm::from_hub(config_json, model_safetensors, &self.device).map_err(js_err)?);
         self.random_weights = false;
+        self.cached = None;
         self.info()
     }
 
@@ -89,6 +124,7 @@ impl Plmscope {
     pub fn load_fair_esm(&mut self, pt: &[u8], file_name: &str) -> Result<JsValue, JsError> {
         self.model = Some(weights::esm::from_fair_esm(pt, file_name, &self.device).map_err(js_err)?);
         self.random_weights = false;
+        self.cached = None;
         self.info()
     }
 
@@ -100,6 +136,7 @@ impl Plmscope {
         let model = EsmModel::load(&Vars::random(seed, &self.device), &config).map_err(js_err)?;
         self.model = Some((config, model));
         self.random_weights = true;
+        self.cached = None;
         self.info()
     }
 
@@ -131,4 +168,169 @@ impl Plmscope {
         }
         serde_wasm_bindgen::to_value(&out).map_err(js_err)
     }
+
+    /// Loads the SAE that reads hidden state `layer`, replacing any other at that layer.
+    /// `kind` is `"pt"` (InterPLM or InterProt), `"safetensors"` (InterProt) or `"saelens"`
+    /// (then `cfg_json` is its cfg.json). `k` is needed only by a top-k SAE whose file name
+    /// does not give it.
+    #[wasm_bindgen(js_name = loadSae)]
+    pub fn load_sae(
+        &mut self,
+        layer: usize,
+        kind: &str,
+        bytes: &[u8],
+        name: &str,
+        cfg_json: Option<String>,
+        k: Option<usize>,
+    ) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("load a model before an SAE"))?;
+        let source = match kind {
+            "pt" => SaeSource::Pt { bytes, name, k },
+            "safetensors" => SaeSource::Safetensors { bytes, name, k },
+            "saelens" => SaeSource::SaeLens {
+                cfg_json: cfg_json.as_deref().ok_or_else(|| js_err("a SAELens SAE needs its cfg.json"))?,
+                weights: bytes,
+            },
+            other => return Err(js_err(format!("SAE kind \"{other}\" is not one of pt, safetensors, saelens"))),
+        };
+        let sae = weights::sae::load(source, model.d_model(), &self.device).map_err(js_err)?;
+        features::check(model, &sae, layer).map_err(js_err)?;
+        let info = SaeInfo { layer, format: sae.format, d_sae: sae.d_sae, has_rescale: sae.rescale.is_some() };
+        self.saes.retain(|(l, _)| *l != layer);
+        self.saes.push((layer, sae));
+        serde_wasm_bindgen::to_value(&info).map_err(js_err)
+    }
+
+    fn sae(&self, layer: usize) -> Result<&Sae, JsError> {
+        self.saes.iter().find(|(l, _)| *l == layer).map(|(_, s)| s).ok_or_else(|| js_err(format!("no SAE is loaded for layer {layer}")))
+    }
+
+    /// Runs one sequence (the `record`-th of a FASTA text, 0-based) and keeps its activations
+    /// for interventions; returns its SAE features at `layer`.
+    pub async fn features(&mut self, fasta: String, record: usize, layer: usize, normalized: bool, top_n: usize) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let records = alphabet::parse_fasta(&fasta).map_err(js_err)?;
+        let chosen = records.get(record).ok_or_else(|| js_err(format!("record {} of {} does not exist", record + 1, records.len())))?.clone();
+        let batch = Batch::new(&[chosen.tokens()], &self.device);
+        let acts = model.forward(&batch);
+        let logits = read_f32(acts.logits.clone()).await;
+        self.cached = Some(Cached { record: chosen, batch, acts, logits, encoded: None });
+        self.cached_features(layer, normalized, top_n).await
+    }
+
+    /// Features at `layer` of the cached sequence (changing layer needs no forward pass).
+    #[wasm_bindgen(js_name = cachedFeatures)]
+    pub async fn cached_features(&mut self, layer: usize, normalized: bool, top_n: usize) -> Result<JsValue, JsError> {
+        let sae = self.sae(layer)?.clone();
+        let cached = self.cached.as_mut().ok_or_else(|| js_err("run a sequence first"))?;
+        let x = features::residues(&cached.acts, layer);
+        let encoded = sae.encode(x.clone());
+        cached.encoded = Some((layer, encoded.clone()));
+        let sae = &sae;
+        let sums = read_f32(features::reconstruction_sums(sae, x, &encoded)).await;
+        let shown = if normalized { sae.normalised_features(encoded.features.clone()) } else { encoded.features.clone() };
+        let summary = features::summary(&shown);
+        let dense = read_f32(shown).await;
+        let (max, mean) = (read_f32(summary.max).await, read_f32(summary.mean).await);
+        let residues = cached.record.residues.len();
+        let out = FeaturesOut {
+            header: cached.record.header.clone(),
+            sequence: cached.record.sequence(),
+            layer,
+            d_sae: sae.d_sae,
+            features: SparseFeatures::from_dense(&dense, sae.d_sae),
+            top_by_max: top(&max, top_n),
+            top_by_mean: top(&mean, top_n),
+            reconstruction: Reconstruction::from_sums(&sums, residues),
+            predictions: embed::predictions_from_logits(&cached.logits, &cached.record.tokens(), 3),
+        };
+        serde_wasm_bindgen::to_value(&out).map_err(js_err)
+    }
+
+    /// Edits features at `layer` of the cached sequence and re-runs only the layers after it.
+    /// `edits`: `[{feature, op: "ablate" | "clamp" | "scale", value?, positions?: [1-based]}]`.
+    /// With `downstream_layer`, the features of that layer's SAE before and after.
+    pub async fn intervene(&self, layer: usize, edits: JsValue, downstream_layer: Option<usize>, normalized: bool) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let cached = self.cached.as_ref().ok_or_else(|| js_err("run a sequence first"))?;
+        let edits: Vec<Edit> = serde_wasm_bindgen::from_value(edits).map_err(|e| js_err(format!("edits: {e}")))?;
+        let sae = self.sae(layer)?;
+        let encoded = match &cached.encoded {
+            Some((l, e)) if *l == layer => e.clone(),
+            _ => features::encode(&cached.acts, sae, layer),
+        };
+        let after = intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, &encoded, &edits).map_err(js_err)?.after;
+        let logits = read_f32(after.logits.clone()).await;
+        let tokens = cached.record.tokens();
+        let downstream = match downstream_layer {
+            Some(m) if m > layer => {
+                let down = self.sae(m)?;
+                let show = |f| if normalized { down.normalised_features(f) } else { f };
+                let before = read_f32(show(features::encode(&cached.acts, down, m).features)).await;
+                let after = read_f32(show(features::encode(&after, down, m).features)).await;
+                Some(Downstream {
+                    layer: m,
+                    before: SparseFeatures::from_dense(&before, down.d_sae),
+                    after: SparseFeatures::from_dense(&after, down.d_sae),
+                })
+            }
+            Some(m) => return Err(js_err(format!("downstream layer {m} must come after the edited layer {layer}"))),
+            None => None,
+        };
+        let out = InterventionOut {
+            delta_logprob: intervene::delta_logprob(&cached.logits, &logits, &tokens),
+            predictions: embed::predictions_from_logits(&logits, &tokens, 3),
+            logits,
+            downstream,
+        };
+        serde_wasm_bindgen::to_value(&out).map_err(js_err)
+    }
+}
+
+fn top(values: &[f32], n: usize) -> Vec<(usize, f32)> {
+    let mut order: Vec<usize> = (0..values.len()).filter(|&j| values[j] > 0.0).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    order.into_iter().take(n).map(|j| (j, values[j])).collect()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SaeInfo {
+    layer: usize,
+    format: SaeFormat,
+    d_sae: usize,
+    has_rescale: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FeaturesOut {
+    header: String,
+    sequence: String,
+    layer: usize,
+    d_sae: usize,
+    features: SparseFeatures,
+    top_by_max: Vec<(usize, f32)>,
+    top_by_mean: Vec<(usize, f32)>,
+    reconstruction: Reconstruction,
+    predictions: Vec<ResiduePrediction>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Downstream {
+    layer: usize,
+    before: SparseFeatures,
+    after: SparseFeatures,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InterventionOut {
+    /// `[T, vocab]` after the intervention, row-major.
+    logits: Vec<f32>,
+    /// Per residue (cls/eos excluded).
+    delta_logprob: Vec<f32>,
+    predictions: Vec<ResiduePrediction>,
+    downstream: Option<Downstream>,
 }

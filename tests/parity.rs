@@ -80,7 +80,7 @@ fn wrong_shape_is_named() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "tensor `esm.encoder.layer.0.intermediate.dense.weight` has shape [64, 128]; the model config needs [128, 64]"
+        "tensor `esm.encoder.layer.0.intermediate.dense.weight` has shape [64, 128] where [128, 64] was expected"
     );
 }
 

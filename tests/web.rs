@@ -1,22 +1,25 @@
-//! ESM-2 compiled to WebAssembly, in headless Chromium, on burn's WebGPU backend and on the CPU
-//! (Flex) backend, against the same transformers fixtures as the native tests.
+//! ESM-2, SAEs and interventions compiled to WebAssembly, in headless Chromium, on burn's WebGPU
+//! backend and on the CPU (Flex) backend, against the same reference fixtures as the native
+//! tests; and the page's wasm object driven as the worker drives it.
 //!
 //! Run by `pkg-build/test.sh` (wasm-bindgen-test-runner + chromedriver).
 
 #![cfg(target_arch = "wasm32")]
 
+#[macro_use]
 mod common;
 
 use burn::prelude::*;
 use common::*;
 use plmscope::esm::{EsmConfig, EsmModel};
 use plmscope::weights::{self, random, Vars};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn webgpu() -> Device {
-    Device::wgpu_options().init_async().await.expect("navigator.gpu gives an adapter (--enable-unsafe-webgpu)")
+    plmscope::web::webgpu_device().await.expect("navigator.gpu gives an adapter (--enable-unsafe-webgpu)")
 }
 
 async fn check_all(label: &str, device: Device) {
@@ -45,4 +48,73 @@ async fn cpu_backend_matches_transformers() {
 #[wasm_bindgen_test]
 async fn webgpu_backend_matches_transformers() {
     check_all("wasm webgpu", webgpu().await).await;
+}
+
+async fn check_saes(label: &str, device: Device) {
+    for case in common::sae::cases() {
+        common::sae::assert_sae(label, &case, &common::sae::compare(&case, &device).await);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn cpu_backend_saes_and_interventions_match_the_reference() {
+    check_saes("wasm cpu", Device::flex()).await;
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_backend_saes_and_interventions_match_the_reference() {
+    check_saes("wasm webgpu", webgpu().await).await;
+}
+
+/// The worker's path: the exported object, JSON in and out.
+async fn object_path(backend: &str) {
+    use plmscope::web::Plmscope;
+    let fx = common::sae::sequences();
+    let sae_fx = |p: &str| -> &'static [u8] {
+        match p {
+            "l1" => include_bytes!("reference/fixtures/sae/interplm_tiny_l1.pt"),
+            _ => include_bytes!("reference/fixtures/sae/interplm_tiny_l2.pt"),
+        }
+    };
+    let mut engine = Plmscope::create(backend.into()).await.map_err(JsValue::from).unwrap();
+    engine.load_hub(TINY_CONFIG, TINY_SAFETENSORS).map_err(JsValue::from).unwrap();
+    engine.load_sae(1, "pt", sae_fx("l1"), "interplm_tiny_l1.pt", None, None).map_err(JsValue::from).unwrap();
+    engine.load_sae(2, "pt", sae_fx("l2"), "interplm_tiny_l2.pt", None, None).map_err(JsValue::from).unwrap();
+    let fasta = format!(">short\n{}\n>medium\n{}\n", fx.sequences["short"], fx.sequences["medium"]);
+    let out: serde_json::Value =
+        serde_wasm_bindgen::from_value(engine.features(fasta, 1, 1, false, 5).await.map_err(JsValue::from).unwrap()).unwrap();
+    assert_eq!(out["header"], "medium");
+    let want = fx.get("interplm_tiny_l1.medium.features");
+    let mut dense = vec![0f32; want.data.len()];
+    for (r, row) in out["features"]["rows"].as_array().unwrap().iter().enumerate() {
+        for pair in row.as_array().unwrap() {
+            dense[r * 128 + pair[0].as_u64().unwrap() as usize] = pair[1].as_f64().unwrap() as f32;
+        }
+    }
+    let worst = dense.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= common::sae::FEATURE_TOL, "{backend} object features: {worst:.2e}");
+    assert!(out["reconstruction"]["fractionOfVarianceExplained"].as_f64().unwrap().is_finite());
+
+    let edits = serde_json::to_value(common::sae::edits("interplm_tiny_l1", "medium")).unwrap();
+    let edits = serde_wasm_bindgen::to_value(&edits).unwrap();
+    let after: serde_json::Value =
+        serde_wasm_bindgen::from_value(engine.intervene(1, edits, Some(2), false).await.map_err(JsValue::from).unwrap()).unwrap();
+    assert!(after["logits"].is_array(), "{backend}: intervene gave {:?}", after.as_object().map(|o| o.keys().collect::<Vec<_>>()));
+    let logits: Vec<f32> = after["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let want = fx.get("interplm_tiny_l1.medium.intervened_logits");
+    let worst = logits.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= LOGITS_TOL, "{backend} object intervened logits: {worst:.2e}");
+    assert_eq!(after["deltaLogprob"].as_array().unwrap().len(), 25);
+    assert_eq!(after["downstream"]["layer"], 2);
+    say!("{backend} object path: features and intervention within tolerance");
+}
+
+#[wasm_bindgen_test]
+async fn the_wasm_object_runs_features_and_interventions_on_cpu() {
+    object_path("cpu").await;
+}
+
+#[wasm_bindgen_test]
+async fn the_wasm_object_runs_features_and_interventions_on_webgpu() {
+    object_path("webgpu").await;
 }

@@ -94,6 +94,10 @@ impl EsmModel {
         self.layer.len()
     }
 
+    pub fn d_model(&self) -> usize {
+        self.embeddings.word_embeddings.weight.dims()[1]
+    }
+
     /// The full forward pass, keeping every hidden state.
     pub fn forward(&self, batch: &Batch) -> Activations {
         let x = self.embeddings.forward(batch.input_ids.clone(), batch.attention_mask.clone()); // [b, t, d]

@@ -9,6 +9,7 @@ pub mod esm;
 pub mod pickle;
 pub mod random;
 pub mod rename;
+pub mod sae;
 pub mod safetensors;
 mod vars;
 
@@ -43,7 +44,7 @@ pub type TensorMap = BTreeMap<String, RawTensor>;
 pub enum LoadError {
     #[error("tensor `{name}` is missing from {source_name}")]
     Missing { name: String, source_name: String },
-    #[error("tensor `{name}` has shape {found:?}; the model config needs {expected:?}")]
+    #[error("tensor `{name}` has shape {found:?} where {expected:?} was expected")]
     Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("tensor `{name}` has dtype {dtype}; the model needs floating-point weights (F32, F16, BF16)")]
     Dtype { name: String, dtype: String },
@@ -53,6 +54,8 @@ pub enum LoadError {
     UnsafePickle { source_name: String, global: String },
     #[error("{0}")]
     Config(#[from] crate::esm::ConfigError),
+    #[error("{source_name}: {detail}")]
+    SaeConfig { source_name: String, detail: String },
 }
 
 /// Little-endian element types found in weight files, with their conversion to f32.

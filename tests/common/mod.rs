@@ -6,6 +6,18 @@
 
 #![allow(dead_code)]
 
+/// Prints natively, and to the browser console (which the test runner shows) in wasm.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        #[cfg(target_arch = "wasm32")]
+        wasm_bindgen_test::console_log!($($t)*);
+        #[cfg(not(target_arch = "wasm32"))]
+        println!($($t)*);
+    }};
+}
+
+pub mod sae;
+
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
@@ -42,6 +54,11 @@ impl Fixture {
 
     pub fn get(&self, name: &str) -> &RawTensor {
         self.tensors.get(name).unwrap_or_else(|| panic!("fixture has no {name}"))
+    }
+
+    /// The tokens plmscope's own reader makes of the sequence.
+    pub fn tokens_unchecked(&self, name: &str) -> Vec<u32> {
+        alphabet::parse_fasta(&self.sequences[name]).unwrap()[0].tokens()
     }
 
     /// The tokens plmscope's own reader makes of the sequence, checked against the ids
@@ -115,16 +132,6 @@ pub async fn compare(model: &EsmModel, device: &Device, fx: &Fixture, names: &[&
         ));
     }
     report
-}
-
-/// Prints natively, and to the browser console (which the test runner shows) in wasm.
-macro_rules! say {
-    ($($t:tt)*) => {{
-        #[cfg(target_arch = "wasm32")]
-        wasm_bindgen_test::console_log!($($t)*);
-        #[cfg(not(target_arch = "wasm32"))]
-        println!($($t)*);
-    }};
 }
 
 /// Asserts the tolerances on a report, printing every figure.

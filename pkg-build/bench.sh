@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and writes BENCHMARKS.md. Timings are medians within one run on this
+# machine; compare ratios, not milliseconds across machines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
+cargo build --release --bin plmscope
+bin="$CARGO_TARGET_DIR/release/plmscope"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`pkg-build/bench.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m)); native CPU build (burn Flex backend)."
+  echo
+  echo "## An intervention at layer L against a full forward"
+  echo
+  echo "esm2_t6_8M shape with random weights, one 300-residue sequence, a 10,240-feature ReLU SAE at layer L,"
+  echo "one feature ablated on every residue. The intervention starts from the cached forward pass and the SAE"
+  echo "encoding the page already shows, so it costs the patch and the blocks after L (plus the LM head)."
+  echo "The encode column is the one-off cost of showing a layer's features."
+  echo
+  "$bin" bench
+} > BENCHMARKS.md
+cat BENCHMARKS.md
