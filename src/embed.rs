@@ -56,6 +56,7 @@ pub async fn run_record(model: &EsmModel, tokens: &[u32], device: &Device) -> Re
 
 /// What the model predicts at one residue.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct ResiduePrediction {
     /// The residue as given (a letter, or `<mask>`).
     pub residue: String,

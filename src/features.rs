@@ -59,6 +59,7 @@ pub fn summary(features: &Tensor<2>) -> Summary {
 
 /// How well the SAE reconstructs `x` (`[n, d_in]`).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Reconstruction {
     /// Mean over tokens of ‖x − x̂‖².
     pub mse: f32,
@@ -83,6 +84,7 @@ impl Reconstruction {
 /// Features as (index, value) pairs per residue: far smaller than the dense `[R, d_sae]` matrix
 /// when few features fire (10,240 features × 300 residues is 12 MB dense).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SparseFeatures {
     pub d_sae: usize,
     /// For each residue, its nonzero features as `(feature, value)`, feature ascending.

@@ -93,9 +93,9 @@ function render({ records, ms }) {
       const span = document.createElement('span');
       span.className = 'residue';
       span.textContent = res.residue === '<mask>' ? '?' : res.residue;
-      span.style.background = shade(res.p_actual);
+      span.style.background = shade(res.pActual);
       const top = res.top.map(([t, p]) => `${t} ${(100 * p).toFixed(1)}%`).join(', ');
-      span.title = `${i + 1} ${res.residue}: p = ${res.p_actual.toFixed(3)}; top: ${top}`;
+      span.title = `${i + 1} ${res.residue}: p = ${res.pActual.toFixed(3)}; top: ${top}`;
       row.append(span);
     });
     section.append(h, legend, row);
