@@ -94,6 +94,7 @@ function render({ records, ms }) {
       span.className = 'residue';
       span.textContent = res.residue === '<mask>' ? '?' : res.residue;
       span.style.background = shade(res.pActual);
+      if (res.pActual > 0.55) span.style.color = 'white';
       const top = res.top.map(([t, p]) => `${t} ${(100 * p).toFixed(1)}%`).join(', ');
       span.title = `${i + 1} ${res.residue}: p = ${res.pActual.toFixed(3)}; top: ${top}`;
       row.append(span);
