@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the two WebAssembly packages the page chooses between, so that a visitor downloads only
+# Builds the page: its JavaScript bundle and the two WebAssembly packages the page chooses between, so that a visitor downloads only
 # the one that will run: www/pkg/gpu (burn-wgpu on WebGPU, with the CPU backend inside so a lost
 # device can fall back without another download; the same features as the browser tests, so the
 # two share compiled dependencies) and www/pkg/cpu (burn's Flex CPU backend alone, about a tenth of
@@ -17,6 +17,8 @@ build() { # name, cargo features
 }
 build gpu cpu,webgpu
 build cpu cpu
+# The page's own modules and its npm dependencies (Cytoscape) in one file: nothing from a CDN.
+NODE_PATH=pkg-build/node_modules esbuild www/app.js --bundle --format=esm --minify --sourcemap --outfile=www/dist/app.js
 for b in gpu cpu; do
   printf 'www/pkg/%s/plmscope_bg.wasm: %s bytes, %s gzipped\n' "$b" \
     "$(stat -c %s www/pkg/$b/plmscope_bg.wasm)" "$(gzip -9 -c www/pkg/$b/plmscope_bg.wasm | wc -c)"

@@ -27,6 +27,7 @@ pub mod esm;
 pub mod features;
 pub mod intervene;
 pub mod sae;
+pub mod selfcheck;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

@@ -14,7 +14,7 @@ use crate::features::{self, Reconstruction, SparseFeatures};
 use crate::intervene::{self, Edit};
 use crate::sae::{Encoded, Sae, SaeFormat};
 use crate::weights::sae::SaeSource;
-use crate::weights::{self, random, Vars};
+use crate::weights::{self, Vars};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -140,6 +140,13 @@ impl Plmscope {
         self.info()
     }
 
+    /// InterPLM's published numbers for real esm2_t6_8M weights (sequence MKTA): pass or fail.
+    #[wasm_bindgen(js_name = selfCheck)]
+    pub async fn self_check(&self) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        serde_wasm_bindgen::to_value(&crate::selfcheck::run(model, &self.device).await).map_err(js_err)
+    }
+
     pub fn info(&self) -> Result<JsValue, JsError> {
         let (config, _) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
         let info = ModelInfo {
@@ -194,10 +201,26 @@ impl Plmscope {
             other => return Err(js_err(format!("SAE kind \"{other}\" is not one of pt, safetensors, saelens"))),
         };
         let sae = weights::sae::load(source, model.d_model(), &self.device).map_err(js_err)?;
+        self.install_sae(layer, sae)
+    }
+
+    /// A random InterPLM-shaped SAE at `layer` (the offline demo): the page must say so.
+    #[wasm_bindgen(js_name = loadRandomSae)]
+    pub fn load_random_sae(&mut self, layer: usize, d_sae: usize, seed: u64) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("load a model before an SAE"))?;
+        let sae = weights::sae::random_interplm(model.d_model(), d_sae, seed ^ layer as u64, &self.device).map_err(js_err)?;
+        self.install_sae(layer, sae)
+    }
+
+    fn install_sae(&mut self, layer: usize, sae: Sae) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("load a model before an SAE"))?;
         features::check(model, &sae, layer).map_err(js_err)?;
         let info = SaeInfo { layer, format: sae.format, d_sae: sae.d_sae, has_rescale: sae.rescale.is_some() };
         self.saes.retain(|(l, _)| *l != layer);
         self.saes.push((layer, sae));
+        if let Some(c) = self.cached.as_mut() {
+            c.encoded = None;
+        }
         serde_wasm_bindgen::to_value(&info).map_err(js_err)
     }
 

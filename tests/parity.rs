@@ -150,3 +150,12 @@ fn larger_sizes_build_from_config_alone() {
         assert_eq!(model.n_layers(), config.num_hidden_layers, "{name}");
     }
 }
+
+#[test]
+fn self_check_fails_on_random_weights_and_names_what_is_off() {
+    let check = pollster::block_on(plmscope::selfcheck::run(&t6_random(), &device()));
+    assert!(!check.pass);
+    assert_eq!(check.failures.len(), 12, "{:?}", check.failures);
+    assert!(check.failures[0].starts_with("layer 1, residue 1, dim 0: "), "{}", check.failures[0]);
+    assert!(check.failures[0].ends_with("where -0.33677 was expected"), "{}", check.failures[0]);
+}

@@ -1,128 +1,449 @@
-// The page: wires the input to the model worker and draws per-residue predictions.
+// The page: state, wiring between the input, the worker and the views.
 // Everything the visitor typed or loaded is shown as text, never parsed as HTML.
 
-const $ = (id) => document.getElementById(id);
-const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+import { createEngine } from './engine.js';
+import { state, readUrl, writeUrl, parsePositions, editToText } from './state.js';
+import { drawHeatmap, matrix } from './views/heatmap.js';
+import { drawPredictions, drawDelta } from './views/predictions.js';
+import { createGraphView, validateGraph } from './views/graph.js';
 
-let nextId = 0;
-const pending = new Map();
+const $ = (id) => document.getElementById(id);
+const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
+const HEATMAP_ROWS = 24;
+
+const params = readUrl();
+const view = { features: null, intervention: null, modelReady: false, saeLayers: new Set(), randomWeights: false };
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+const engine = createEngine({
+  initiate: (d) => setStatus(d.note ?? 'Starting the model…'),
+  backend: (d) => {
+    $('backend').textContent = d.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
+    $('backend').className = `badge ${d.backend}`;
+  },
+  progress: (d) => {
+    const p = $('progress');
+    p.hidden = false;
+    p.max = d.total;
+    p.value = d.loaded;
+    const pct = d.total ? ` (${Math.round((100 * d.loaded) / d.total)}%)` : '';
+    setStatus(`${d.fromCache ? 'Reading from the cache' : 'Downloading'} ${d.file}: ${(d.loaded / 1e6).toFixed(1)} MB${pct}`);
+  },
+  ready: ({ info }) => {
+    $('progress').hidden = true;
+    view.modelReady = true;
+    view.randomWeights = info.randomWeights;
+    setStatus(`Model ready: ${info.nLayers} layers, d_model ${info.dModel} — ${info.source}`);
+    showWeightsNote();
+    showSelfCheck(info.selfCheck);
+    fillLayerPickers(info.nLayers);
+    loadSae(state.layer);
+  },
+  'sae-ready': ({ info }) => {
+    $('progress').hidden = true;
+    view.saeLayers.add(info.layer);
+    view.saeRandom = info.random;
+    view.saeStatus = `SAE at layer ${info.layer}: ${info.source} (${info.format}, ${info.dSae} features)`;
+    $('sae-status').textContent = view.saeStatus;
+    showWeightsNote();
+    $('run').disabled = false;
+    if (state.fasta !== null && !view.features) run();
+    else if (view.features && info.layer === state.layer) changeLayer(state.layer);
+  },
+  error: (d) => {
+    if (d.during === 'load-model' && d.source === 'hub') {
+      loadModel({ kind: 'random', reason: `the Hugging Face hub could not be reached: ${d.message}` });
+    } else if (d.during === 'load-sae' && d.source === 'hub') {
+      engine.post({ type: 'load-sae', layer: d.layer, source: { kind: 'random' } });
+    } else {
+      $('progress').hidden = true;
+      if (d.during === 'load-sae') $('sae-status').textContent = view.saeStatus ?? '';
+      $('load-error').textContent = d.message;
+      $('local').open = true;
+      setStatus(`Could not load: ${d.message}`);
+    }
+  },
+});
 
 function setStatus(text) { $('status').textContent = text; }
 
-function showWeightsNote(info) {
-  const note = $('weights-note');
-  note.hidden = !info.randomWeights;
-  if (info.randomWeights) {
-    note.textContent = `These are RANDOM weights of the esm2_t6_8M architecture (${info.source}). ` +
-      'The predictions below only show that the model runs; they mean nothing about proteins.';
-  }
+function showWeightsNote() {
+  const parts = [];
+  if (view.randomWeights) parts.push('the ESM-2 weights are RANDOM (same architecture as esm2_t6_8M)');
+  if (view.saeRandom) parts.push('the SAE is a RANDOM demo SAE');
+  $('weights-note').hidden = parts.length === 0;
+  $('weights-note').textContent = parts.length
+    ? `Demo mode: ${parts.join(' and ')}. Everything runs, but the numbers mean nothing about proteins.`
+    : '';
 }
 
-worker.onmessage = ({ data }) => {
-  switch (data.status) {
-    case 'initiate':
-      setStatus(data.note ?? 'Starting the model…');
-      break;
-    case 'progress': {
-      const p = $('progress');
-      p.hidden = false;
-      p.max = data.total || data.loaded;
-      p.value = data.loaded;
-      const pct = data.total ? ` (${Math.round((100 * data.loaded) / data.total)}%)` : '';
-      setStatus(`Downloading ${data.file}: ${(data.loaded / 1e6).toFixed(1)} MB${pct}`);
-      break;
-    }
-    case 'ready':
-      $('progress').hidden = true;
-      $('backend').textContent = data.info.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
-      $('backend').className = `badge ${data.info.backend}`;
-      setStatus(`Model ready: ${data.info.nLayers} layers, d_model ${data.info.dModel} — ${data.info.source}`);
-      showWeightsNote(data.info);
-      $('run').disabled = false;
-      break;
-    case 'result':
-      pending.get(data.id)?.resolve(data);
-      pending.delete(data.id);
-      break;
-    case 'error':
-      if (data.during === 'load' && data.source === 'hub') {
-        load({ kind: 'random', reason: `the Hugging Face hub could not be reached: ${data.message}` });
-      } else if (data.during === 'load') {
-        setStatus(`Could not load the model: ${data.message}`);
-      } else {
-        pending.get(data.id)?.reject(new Error(data.message));
-        pending.delete(data.id);
-      }
-      break;
-  }
-};
+function showSelfCheck(check) {
+  const b = $('self-check');
+  b.hidden = !check;
+  if (!check) return;
+  b.textContent = check.pass ? 'self-check passed' : 'self-check FAILED';
+  b.className = `badge ${check.pass ? 'pass' : 'fail'}`;
+  b.title = check.pass ? 'MKTA at layers 1 and 3 equals InterPLM\'s published values' : check.failures.join('\n');
+}
 
-function load(source) {
+function fillLayerPickers(n) {
+  const opts = (sel, first) => sel.replaceChildren(...first, ...Array.from({ length: n }, (_, i) => {
+    const o = el('option', String(i + 1));
+    o.value = String(i + 1);
+    return o;
+  }));
+  opts($('layer'), []);
+  $('layer').value = String(state.layer);
+  const none = el('option', 'none');
+  none.value = '';
+  opts($('downstream'), [none]);
+  $('downstream').value = state.downstream ? String(state.downstream) : '';
+}
+
+function loadModel(source) {
+  view.modelReady = false;
   $('run').disabled = true;
-  worker.postMessage({ type: 'load', source });
+  engine.post({ type: 'load-model', source, backend: params.get('backend') });
 }
 
-function predict(fasta) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ type: 'predict', id, fasta });
-  });
+function loadSae(layer, source) {
+  const weightsSource = source ?? (params.get('weights') === 'random' || view.randomWeights ? { kind: 'random' } : { kind: 'hub' });
+  $('sae-status').textContent = `Loading the SAE of layer ${layer}…`;
+  engine.post({ type: 'load-sae', layer, source: weightsSource });
 }
 
-// Probability of the actual residue, white (0) to blue (1).
-function shade(p) {
-  const l = Math.round(97 - 55 * p);
-  return `hsl(215 70% ${l}%)`;
+$('model-files').addEventListener('change', (e) => {
+  const files = [...e.target.files];
+  $('load-error').textContent = '';
+  if (files.length) loadModel({ kind: 'files', files });
+});
+$('sae-files').addEventListener('change', (e) => {
+  const files = [...e.target.files];
+  $('load-error').textContent = '';
+  if (files.length) loadSae(state.layer, { kind: 'files', files });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Input and features
+// ---------------------------------------------------------------------------------------------
+function fastaRecords(text) {
+  return text.split(/\r?\n/).filter((l) => l.startsWith('>')).map((l) => l.slice(1).trim());
 }
 
-function render({ records, ms }) {
-  const root = $('results');
-  root.replaceChildren();
-  for (const r of records) {
-    const section = document.createElement('div');
-    section.className = 'record';
-    const h = document.createElement('h2');
-    h.textContent = `${r.header || 'sequence'} — ${r.residues.length} residues, ${ms.toFixed(0)} ms`;
-    const legend = document.createElement('p');
-    legend.className = 'legend';
-    legend.textContent = 'Colour: the model\'s probability of the residue that is there. Hover for the top predictions.';
-    const row = document.createElement('div');
-    row.className = 'residues';
-    r.residues.forEach((res, i) => {
-      const span = document.createElement('span');
-      span.className = 'residue';
-      span.textContent = res.residue === '<mask>' ? '?' : res.residue;
-      span.style.background = shade(res.pActual);
-      if (res.pActual > 0.55) span.style.color = 'white';
-      const top = res.top.map(([t, p]) => `${t} ${(100 * p).toFixed(1)}%`).join(', ');
-      span.title = `${i + 1} ${res.residue}: p = ${res.pActual.toFixed(3)}; top: ${top}`;
-      row.append(span);
-    });
-    section.append(h, legend, row);
-    root.append(section);
-  }
+function updateRecordPicker() {
+  const headers = fastaRecords($('sequence').value);
+  const picker = $('record');
+  picker.hidden = headers.length < 2;
+  picker.replaceChildren(...headers.map((h, i) => Object.assign(el('option', `${i + 1}: ${h}`), { value: String(i) })));
+  picker.value = String(Math.min(state.record, Math.max(0, headers.length - 1)));
 }
 
-$('run').addEventListener('click', async () => {
-  $('run').disabled = true;
+async function run() {
+  const fasta = $('sequence').value;
+  const record = $('record').hidden ? 0 : Number($('record').value);
   $('input-error').textContent = '';
+  $('run').disabled = true;
   try {
-    render(await predict($('sequence').value));
+    const { result, ms } = await engine.request('features', { fasta, record, layer: state.layer });
+    Object.assign(state, { fasta, record });
+    if (view.features?.sequence !== result.sequence) state.edits = [];
+    view.features = result;
+    view.intervention = null;
+    view.timings = { forward: ms };
+    if (state.feature === null || !result.topByMax.some(([f]) => f === state.feature)) state.feature = result.topByMax[0]?.[0] ?? null;
+    render();
+    if (state.edits.length) await intervene();
   } catch (e) {
-    // The previous result stays on screen.
+    // The last result stays on screen.
     $('input-error').textContent = e.message;
   } finally {
     $('run').disabled = false;
+    writeUrl();
+  }
+}
+
+async function changeLayer(layer) {
+  state.layer = layer;
+  state.edits = [];
+  writeUrl();
+  if (!view.saeLayers.has(layer)) { loadSae(layer); return; }
+  if (!view.features) return;
+  try {
+    const { result, ms } = await engine.request('layer', { layer });
+    view.features = result;
+    view.intervention = null;
+    view.timings = { layer: ms };
+    state.feature = result.topByMax[0]?.[0] ?? null;
+    render();
+  } catch (e) {
+    $('input-error').textContent = e.message;
+  }
+}
+
+$('run').addEventListener('click', run);
+$('sequence').addEventListener('input', updateRecordPicker);
+$('layer').addEventListener('change', (e) => changeLayer(Number(e.target.value)));
+$('rank-by').addEventListener('change', renderFeatureList);
+
+$('fetch-uniprot').addEventListener('click', async () => {
+  const acc = $('accession').value.trim();
+  $('input-error').textContent = '';
+  if (!/^[A-Za-z0-9_-]{3,20}$/.test(acc)) { $('input-error').textContent = `"${acc}" is not a UniProt accession`; return; }
+  try {
+    const r = await fetch(`https://rest.uniprot.org/uniprotkb/${encodeURIComponent(acc)}.fasta`);
+    if (!r.ok) throw new Error(`UniProt answered HTTP ${r.status} for ${acc}`);
+    $('sequence').value = await r.text();
+    updateRecordPicker();
+    run();
+  } catch (e) {
+    $('input-error').textContent = `UniProt: ${e.message}`;
   }
 });
 
-$('files').addEventListener('change', (e) => {
-  const files = [...e.target.files];
-  if (files.length) load({ kind: 'files', files });
+// ---------------------------------------------------------------------------------------------
+// Views
+// ---------------------------------------------------------------------------------------------
+function residueLetters() {
+  return view.features.predictions.map((p) => (p.residue === '<mask>' ? '?' : p.residue));
+}
+
+function render() {
+  const f = view.features;
+  $('results').hidden = false;
+  $('summary').textContent = `${f.header || 'sequence'} — ${f.predictions.length} residues, layer ${f.layer}, ` +
+    `${f.dSae} features; reconstruction: FVE ${f.reconstruction.fractionOfVarianceExplained.toFixed(3)}`;
+  renderTimings();
+  drawPredictions($('predictions'), view.intervention?.predictions ?? f.predictions);
+  drawDelta($('delta'), residueLetters(), view.intervention?.deltaLogprob);
+  drawHeatmap($('heatmap'), $('tooltip'), {
+    sequence: residueLetters(),
+    rows: f.features.rows,
+    ids: f.topByMax.slice(0, HEATMAP_ROWS).map(([id]) => id),
+    onSelect: selectFeature,
+  });
+  renderFeatureList();
+  renderFeaturePanel();
+  graph?.select(f.layer, state.feature);
+}
+
+function renderTimings() {
+  const t = view.timings ?? {};
+  const parts = [];
+  if (t.forward !== undefined) parts.push(`forward + features ${t.forward.toFixed(0)} ms`);
+  if (t.layer !== undefined) parts.push(`features at another layer ${t.layer.toFixed(0)} ms`);
+  if (t.intervene !== undefined) parts.push(`intervention (layers after ${state.layer} only) ${t.intervene.toFixed(0)} ms`);
+  $('timings').textContent = parts.join(' · ');
+}
+
+function renderFeatureList() {
+  const f = view.features;
+  if (!f) return;
+  const ranked = $('rank-by').value === 'mean' ? f.topByMean : f.topByMax;
+  $('feature-list').replaceChildren(...ranked.slice(0, 40).map(([id, v]) => {
+    const li = el('li', `F${id}  ${v.toFixed(3)}`);
+    li.dataset.feature = id;
+    if (id === state.feature) li.className = 'selected';
+    li.onclick = () => selectFeature(id);
+    return li;
+  }));
+}
+
+function selectFeature(id) {
+  state.feature = id;
+  writeUrl();
+  graph?.select(state.layer, id);
+  if (!view.features) return;
+  renderFeatureList();
+  renderFeaturePanel();
+}
+
+function renderFeaturePanel() {
+  const f = view.features;
+  const panel = $('feature-panel');
+  panel.hidden = state.feature === null;
+  if (state.feature === null) return;
+  const values = matrix(f.features.rows, [state.feature]).map((r) => r[0]);
+  const max = Math.max(1e-9, ...values);
+  $('feature-title').textContent = `Feature ${state.feature} at layer ${f.layer}: max ${max.toFixed(3)}, active on ${values.filter((v) => v > 0).length} of ${values.length} residues`;
+  const svg = $('track');
+  const w = 800;
+  svg.setAttribute('viewBox', `0 0 ${w} 60`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  const bw = w / values.length;
+  svg.replaceChildren(...values.map((v, i) => {
+    const r = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+    const h = (56 * v) / max;
+    Object.entries({ x: i * bw, y: 58 - h, width: Math.max(bw - 0.5, 0.5), height: h, fill: '#e67e22' }).forEach(([k, val]) => r.setAttribute(k, val));
+    const t = document.createElementNS('http://www.w3.org/2000/svg', 'title');
+    t.textContent = `residue ${i + 1}: ${v.toFixed(3)}`;
+    r.append(t);
+    return r;
+  }));
+  $('edits').replaceChildren(...state.edits.map((e) => el('li', editToText(e))));
+  renderDownstream();
+}
+
+function renderDownstream() {
+  const d = view.intervention?.downstream;
+  if (!d) { $('downstream-list').replaceChildren(); return; }
+  const dense = (rows) => { const m = new Map(); rows.forEach((row) => row.forEach(([j, v]) => m.set(j, (m.get(j) ?? 0) + v))); return m; };
+  const before = dense(d.before.rows);
+  const after = dense(d.after.rows);
+  const n = d.before.rows.length;
+  const changes = [...new Set([...before.keys(), ...after.keys()])]
+    .map((j) => [j, ((after.get(j) ?? 0) - (before.get(j) ?? 0)) / n])
+    .filter(([, v]) => v !== 0)
+    .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
+    .slice(0, 15);
+  $('downstream-list').replaceChildren(...changes.map(([j, v]) => el('li', `L${d.layer}:F${j}  mean Δ ${v >= 0 ? '+' : ''}${v.toFixed(4)}`)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interventions
+// ---------------------------------------------------------------------------------------------
+function currentEdit() {
+  const op = $('op').value;
+  const text = $('positions').value.trim();
+  const positions = text && text !== 'all' ? parsePositions(text) : null;
+  return { feature: state.feature, op, value: op === 'ablate' ? undefined : Number($('value').value), positions };
+}
+
+let inFlight = null;
+let queued = false;
+async function intervene() {
+  // One request at a time; while a slider moves, only the latest value is run next.
+  if (inFlight) { queued = true; return inFlight; }
+  inFlight = (async () => {
+    $('intervention-error').textContent = '';
+    try {
+      const edits = state.edits.map((e) => ({ feature: e.feature, op: e.op, value: e.value, positions: e.positions }));
+      const { result, ms } = await engine.request('intervene', { layer: state.layer, edits, downstream: state.downstream });
+      view.intervention = state.edits.length ? result : null;
+      view.timings = { ...view.timings, intervene: ms };
+      render();
+    } catch (e) {
+      $('intervention-error').textContent = e.message;
+    }
+  })();
+  await inFlight;
+  inFlight = null;
+  if (queued) { queued = false; await intervene(); }
+}
+
+function applyEdit(replaceLast) {
+  if (state.feature === null || !view.features) return;
+  let edit;
+  try {
+    edit = currentEdit();
+  } catch (e) {
+    $('intervention-error').textContent = e.message;
+    return;
+  }
+  if (replaceLast && state.edits.length && state.edits.at(-1).feature === edit.feature && state.edits.at(-1).op === edit.op) state.edits[state.edits.length - 1] = edit;
+  else state.edits.push(edit);
+  writeUrl();
+  intervene();
+}
+
+$('add-edit').addEventListener('click', () => applyEdit(false));
+$('value').addEventListener('input', () => {
+  $('value-out').textContent = $('value').value;
+  if (state.edits.length && $('op').value !== 'ablate') applyEdit(true);
+});
+$('clear-edits').addEventListener('click', () => { state.edits = []; writeUrl(); intervene(); });
+$('downstream').addEventListener('change', (e) => {
+  const m = Number(e.target.value) || null;
+  state.downstream = m;
+  writeUrl();
+  if (m && !view.saeLayers.has(m)) loadSae(m);
+  else if (state.edits.length) intervene();
 });
 
-const params = new URLSearchParams(location.search);
-load(params.get('weights') === 'random'
-  ? { kind: 'random', reason: 'asked for with ?weights=random' }
-  : { kind: 'hub' });
+// ---------------------------------------------------------------------------------------------
+// Export
+// ---------------------------------------------------------------------------------------------
+function download(name, blob) {
+  const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(blob), download: name });
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+$('export-png').addEventListener('click', () => $('heatmap').toBlob((b) => download(`plmscope-layer${state.layer}-heatmap.png`, b)));
+$('export-json').addEventListener('click', () => {
+  const f = view.features;
+  download(`plmscope-layer${state.layer}-features.json`, new Blob([JSON.stringify({
+    header: f.header, sequence: f.sequence, layer: f.layer, dSae: f.dSae, features: f.features.rows,
+    edits: state.edits, deltaLogprob: view.intervention?.deltaLogprob ?? null,
+  })], { type: 'application/json' }));
+});
+$('export-csv').addEventListener('click', () => {
+  const f = view.features;
+  const letters = residueLetters();
+  const lines = ['residue,aa,feature,activation'];
+  f.features.rows.forEach((row, i) => row.forEach(([j, v]) => lines.push(`${i + 1},${letters[i]},${j},${v}`)));
+  download(`plmscope-layer${state.layer}-features.csv`, new Blob([lines.join('\n')], { type: 'text/csv' }));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Circuits
+// ---------------------------------------------------------------------------------------------
+// By default the graphs are read beside the page (the local demo serves the seed explorer's data
+// there); ?graphs=URL points at any other copy of the same files.
+const graphBase = params.get('graphs') ?? new URL('../explorer-data/', import.meta.url).href;
+const graphs = {};
+let graph = null;
+
+async function loadGraph(name) {
+  const status = $('graph-status');
+  try {
+    if (!graphs[name]) {
+      const get = async (file) => {
+        const r = await fetch(new URL(file, graphBase.endsWith('/') ? graphBase : `${graphBase}/`));
+        if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
+        return r.json();
+      };
+      graphs[name] = { graph: validateGraph(await get(`${name}_circuit_graph.json`)), features: await get(`features_${name}.json`).catch(() => null) };
+    }
+    showGraph(name);
+  } catch (e) {
+    status.textContent = `Could not load the ${name} graph from ${graphBase}: ${e.message}. Drop a graph file instead.`;
+  }
+}
+
+function showGraph(name) {
+  graph ??= createGraphView($('graph'), {
+    details: $('graph-details'),
+    onFeature: (layer, feature) => {
+      state.feature = feature;
+      if (layer !== state.layer && layer <= 6) { $('layer').value = String(layer); changeLayer(layer).then(() => selectFeature(feature)); }
+      else if (view.features) selectFeature(feature);
+    },
+  });
+  const g = graphs[name];
+  const shown = graph.show(g.graph, g.features, { minWeight: Number($('min-weight').value) || 0, maxEdges: Number($('max-edges').value) || 8 });
+  $('graph-status').textContent = `${name}: ${shown.nodes} nodes, ${shown.edges} edges shown (of ${g.graph.edges.length})`;
+}
+
+$('graph-choice').addEventListener('change', (e) => loadGraph(e.target.value));
+for (const id of ['min-weight', 'max-edges']) $(id).addEventListener('change', () => graphs[$('graph-choice').value] && showGraph($('graph-choice').value));
+$('graph-file').addEventListener('change', async (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  try {
+    const g = validateGraph(JSON.parse(await file.text()));
+    graphs.dropped = { graph: g, features: null };
+    showGraph('dropped');
+  } catch (err) {
+    $('graph-status').textContent = `${file.name} is not a circuit graph: ${err.message}`;
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Start
+// ---------------------------------------------------------------------------------------------
+if (state.fasta !== null) $('sequence').value = state.fasta;
+updateRecordPicker();
+loadModel(params.get('weights') === 'random' ? { kind: 'random', reason: 'asked for with ?weights=random' } : { kind: 'hub' });
+loadGraph($('graph-choice').value);

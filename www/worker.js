@@ -1,87 +1,133 @@
-// Owns the wasm and the model. Messages in: {type: 'load', source}, {type: 'predict', id, fasta}.
-// Messages out share one status vocabulary:
-//   {status: 'initiate' | 'progress' | 'ready' | 'error' | 'result', ...}
-// progress: {file, loaded, total}, loaded never decreases.
+// Owns the wasm, the model and the SAEs; the page holds plain data. One status vocabulary:
+//   {status: 'initiate' | 'progress' | 'ready' | 'sae-ready' | 'backend' | 'result' | 'error', ...}
+// progress: {file, loaded, total, fromCache}, `loaded` never decreasing for one file.
+// Requests carry an `id`; 'result' and 'error' answer it.
 
-const HUB = 'https://huggingface.co/facebook/esm2_t6_8M_UR50D/resolve/main/';
+import { HUB_MODEL, hubSae, fetchCached } from './loader.js';
+
 const RANDOM_SEED = 0x5EEDE5A2n;
+const DEMO_D_SAE = 10240;
 
 let engine = null;
+let backend = null;
+// What was loaded, kept so that the CPU build can take over if the GPU device is lost.
+let modelLoad = null;
+const saeLoads = new Map();
 
-async function pickBuild() {
+async function start(wanted) {
   // Load only the wasm that will run: the WebGPU build when an adapter exists, else the CPU one.
-  const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
-  for (const backend of adapter ? ['webgpu', 'cpu'] : ['cpu']) {
-    const dir = backend === 'webgpu' ? 'gpu' : 'cpu';
-    const wasm = await import(`./pkg/${dir}/plmscope.js`);
+  const adapter = wanted !== 'cpu' && navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
+  for (const kind of adapter ? ['webgpu', 'cpu'] : ['cpu']) {
+    const wasm = await import(`./pkg/${kind === 'webgpu' ? 'gpu' : 'cpu'}/plmscope.js`);
     await wasm.default();
     try {
-      return await wasm.Plmscope.create(backend);
+      engine = await wasm.Plmscope.create(kind);
+      backend = kind;
+      postMessage({ status: 'backend', backend });
+      return;
     } catch (e) {
-      postMessage({ status: 'initiate', note: `${backend} unavailable (${e.message}); trying the CPU build` });
+      postMessage({ status: 'initiate', note: `${kind} unavailable (${e.message}); trying the CPU build` });
     }
   }
   throw new Error('no backend could start');
 }
 
-async function download(url, file) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  const total = Number(response.headers.get('content-length')) || 0;
-  const reader = response.body.getReader();
-  const chunks = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    postMessage({ status: 'progress', file, loaded, total });
+const progress = (file) => (loaded, total, fromCache) =>
+  postMessage({ status: 'progress', file, loaded, total, fromCache });
+
+/** Turns a load request into the bytes it needs (done once; replayed after a device loss). */
+async function modelBytes(source) {
+  if (source.kind === 'random') return { kind: 'random' };
+  if (source.kind === 'files') {
+    const pt = source.files.find((f) => f.name.endsWith('.pt'));
+    if (pt) return { kind: 'pt', name: pt.name, bytes: new Uint8Array(await pt.arrayBuffer()) };
+    const config = source.files.find((f) => f.name === 'config.json');
+    const weights = source.files.find((f) => f.name.endsWith('.safetensors'));
+    if (!config || !weights) throw new Error('drop config.json with model.safetensors, or one fair-esm .pt file');
+    return { kind: 'hub', config: await config.text(), bytes: new Uint8Array(await weights.arrayBuffer()), name: weights.name };
   }
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) { bytes.set(c, at); at += c.length; }
-  return bytes;
+  const config = new TextDecoder().decode(await fetchCached(HUB_MODEL + 'config.json', progress('config.json')));
+  const bytes = await fetchCached(HUB_MODEL + 'model.safetensors', progress('model.safetensors'));
+  return { kind: 'hub', config, bytes, name: 'facebook/esm2_t6_8M_UR50D' };
 }
 
-async function load(source) {
-  postMessage({ status: 'initiate' });
-  engine ??= await pickBuild();
-  let info;
-  if (source.kind === 'files') {
-    const byName = Object.fromEntries(source.files.map((f) => [f.name, f]));
-    const pt = source.files.find((f) => f.name.endsWith('.pt'));
-    if (pt) {
-      info = engine.loadFairEsm(new Uint8Array(await pt.arrayBuffer()), pt.name);
-    } else if (byName['config.json'] && byName['model.safetensors']) {
-      info = engine.loadHub(await byName['config.json'].text(),
-        new Uint8Array(await byName['model.safetensors'].arrayBuffer()));
-    } else {
-      throw new Error('drop config.json together with model.safetensors, or one fair-esm .pt file');
-    }
-    info.source = source.files.map((f) => f.name).join(', ');
-  } else if (source.kind === 'random') {
-    info = engine.loadRandom(RANDOM_SEED);
-    info.source = source.reason;
-  } else {
-    const config = new TextDecoder().decode(await download(HUB + 'config.json', 'config.json'));
-    const weights = await download(HUB + 'model.safetensors', 'model.safetensors');
-    info = engine.loadHub(config, weights);
-    info.source = 'facebook/esm2_t6_8M_UR50D (Hugging Face hub)';
-  }
-  postMessage({ status: 'ready', info });
+function installModel(m) {
+  if (m.kind === 'random') return engine.loadRandom(RANDOM_SEED);
+  if (m.kind === 'pt') return engine.loadFairEsm(m.bytes, m.name);
+  return engine.loadHub(m.config, m.bytes);
 }
+
+async function saeBytes(layer, source) {
+  if (source.kind === 'random') return { kind: 'random' };
+  if (source.kind === 'files') {
+    const cfg = source.files.find((f) => f.name === 'cfg.json');
+    const weights = source.files.find((f) => f.name !== 'cfg.json');
+    if (!weights) throw new Error('drop an SAE file (.pt, .safetensors) or a SAELens cfg.json with its sae_weights.safetensors');
+    return {
+      kind: cfg ? 'saelens' : weights.name.endsWith('.safetensors') ? 'safetensors' : 'pt',
+      name: weights.name,
+      cfg: cfg ? await cfg.text() : undefined,
+      bytes: new Uint8Array(await weights.arrayBuffer()),
+      k: source.k,
+    };
+  }
+  const file = `layer_${layer}/ae_normalized.pt`;
+  return { kind: 'pt', name: file, bytes: await fetchCached(hubSae(layer), progress(file)) };
+}
+
+function installSae(layer, s) {
+  if (s.kind === 'random') return engine.loadRandomSae(layer, DEMO_D_SAE, RANDOM_SEED);
+  return engine.loadSae(layer, s.kind, s.bytes, s.name, s.cfg, s.k);
+}
+
+/** Runs `work`; if the GPU device was lost, moves everything to the CPU build and runs it again. */
+async function withFallback(work) {
+  try {
+    return await work();
+  } catch (e) {
+    if (backend !== 'webgpu' || !/device|lost|gpu/i.test(String(e.message ?? e))) throw e;
+    postMessage({ status: 'initiate', note: `the GPU failed (${e.message}); moving to the CPU build` });
+    await start('cpu');
+    if (modelLoad) installModel(modelLoad);
+    for (const [layer, s] of saeLoads) installSae(layer, s);
+    return await work();
+  }
+}
+
+const handlers = {
+  async 'load-model'({ source, backend: wanted }) {
+    postMessage({ status: 'initiate' });
+    if (!engine) await start(wanted);
+    const m = await modelBytes(source);
+    const info = installModel(m);
+    modelLoad = m;
+    saeLoads.clear();
+    info.source = source.kind === 'hub' ? 'facebook/esm2_t6_8M_UR50D (Hugging Face hub)'
+      : source.kind === 'files' ? source.files.map((f) => f.name).join(', ') : source.reason;
+    info.selfCheck = source.kind === 'random' ? null : await engine.selfCheck();
+    postMessage({ status: 'ready', info });
+  },
+  async 'load-sae'({ layer, source }) {
+    const s = await saeBytes(layer, source);
+    const info = installSae(layer, s);
+    saeLoads.set(layer, s);
+    info.random = s.kind === 'random';
+    info.source = s.kind === 'random' ? 'random demo SAE' : s.name;
+    postMessage({ status: 'sae-ready', info });
+  },
+  features: ({ fasta, record, layer }) =>
+    withFallback(() => engine.features(fasta, record, layer, false, 64)),
+  layer: ({ layer }) => withFallback(() => engine.cachedFeatures(layer, false, 64)),
+  intervene: ({ layer, edits, downstream }) =>
+    withFallback(() => engine.intervene(layer, edits, downstream ?? undefined, false)),
+};
 
 onmessage = async ({ data }) => {
+  const t0 = performance.now();
   try {
-    if (data.type === 'load') {
-      await load(data.source);
-    } else if (data.type === 'predict') {
-      const t0 = performance.now();
-      const records = await engine.predict(data.fasta, 3);
-      postMessage({ status: 'result', id: data.id, records, ms: performance.now() - t0 });
-    }
+    const result = await handlers[data.type](data);
+    if (data.id !== undefined) postMessage({ status: 'result', id: data.id, result, ms: performance.now() - t0 });
   } catch (e) {
-    postMessage({ status: 'error', id: data.id, during: data.type, source: data.source?.kind, message: String(e.message ?? e) });
+    postMessage({ status: 'error', id: data.id, during: data.type, source: data.source?.kind, layer: data.layer, message: String(e.message ?? e) });
   }
 };

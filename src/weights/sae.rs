@@ -18,6 +18,21 @@ use serde::Deserialize;
 use super::{pickle, safetensors, LoadError, TensorMap, Vars};
 use crate::sae::{Activation, InputNorm, Sae, SaeFormat};
 
+/// An InterPLM-shaped ReLU SAE with deterministic random weights (the offline demo), read
+/// through the same InterPLM path as a real file. Encoder biases sit near −2.5 so that, as in a
+/// trained SAE, only a few percent of features fire on a token.
+pub fn random_interplm(d_in: usize, d_sae: usize, seed: u64, device: &Device) -> Result<Sae, LoadError> {
+    use super::random::tensor;
+    let mut tensors = TensorMap::new();
+    tensors.insert("encoder.weight".into(), tensor("encoder.weight", &[d_sae, d_in], seed));
+    let mut b_enc = tensor("encoder.bias", &[d_sae], seed);
+    b_enc.data.iter_mut().for_each(|b| *b -= 2.5);
+    tensors.insert("encoder.bias".into(), b_enc);
+    tensors.insert("decoder.weight".into(), tensor("decoder.weight", &[d_in, d_sae], seed));
+    tensors.insert("bias".into(), tensor("bias", &[d_in], seed));
+    interplm(tensors, "random demo SAE", d_in, device)
+}
+
 /// An SAE as the user has it.
 pub enum SaeSource<'a> {
     /// A torch `.pt` (InterPLM or InterProt state dict). `k` is needed for InterProt only; when

@@ -1,9 +1,10 @@
 // The built page in Debian's Chromium (playwright-core), served on localhost as GitHub Pages
-// would serve it. Run by pkg-build/test.sh after pkg-build/build.sh.
+// would serve it, with random-weight checkpoints in the real formats. Run by pkg-build/test.sh
+// after pkg-build/build.sh. Screenshots go to tests/e2e/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, cpSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -12,14 +13,16 @@ import { fileURLToPath } from 'node:url';
 const require = createRequire(new URL('../../pkg-build/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const artifacts = join(root, 'tests/e2e/artifacts');
 const port = 8700 + Math.floor(Math.random() * 200);
 const base = `http://127.0.0.1:${port}/`;
 const FLAGS = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SAE = join(root, 'tests/reference/fixtures/sae/interplm_t6_l3.pt');
+const SEQUENCE = 'MKTAYIAKQRQISFVKSHFSRQLEERLGLI';
+const VOCAB = ['<cls>', '<pad>', '<eos>', '<unk>', ...'LAGVSERTIDPKQNFYMHWCXBUZO.-', '<null_1>', '<mask>'];
 
-const SEQUENCE = 'MKTAYIAKQR';
-
-/** Tensors of a safetensors file (f32 only) as {name: {shape, data}}. */
+/** f32 tensors of a safetensors file as {name: {shape, data}}. */
 function readSafetensors(path) {
   const bytes = readFileSync(path);
   const n = Number(bytes.readBigUInt64LE(0));
@@ -34,86 +37,155 @@ function readSafetensors(path) {
   return out;
 }
 
-/** What the native CLI predicts for SEQUENCE with the page's random weights: per residue, the
- *  probability of the residue and the most probable token. */
-function cliPredictions() {
-  const bin = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/plmscope-target'), 'release/plmscope');
-  const dir = mkdtempSync(join(tmpdir(), 'plmscope-e2e-'));
-  execFileSync(bin, ['random-model', '--out', join(dir, 'model')]);
-  writeFileSync(join(dir, 'in.fasta'), `>p\n${SEQUENCE}\n`);
-  execFileSync(bin, ['embed', '--model', join(dir, 'model'), '--fasta', join(dir, 'in.fasta'), '--out', join(dir, 'out.safetensors')]);
-  const { shape: [t, v], data } = readSafetensors(join(dir, 'out.safetensors'))['0.logits'];
-  const vocab = ['<cls>', '<pad>', '<eos>', '<unk>', ...'LAGVSERTIDPKQNFYMHWCXBUZO.-', '<null_1>', '<mask>'];
+/** log p of the actual residue at each residue position, from CLI logits [T, V]. */
+function logProbs({ shape: [t, v], data }) {
   const out = [];
   for (let pos = 1; pos < t - 1; pos++) {
     const row = Array.from(data.subarray(pos * v, (pos + 1) * v));
     const max = Math.max(...row);
-    const exp = row.map((x) => Math.exp(x - max));
-    const sum = exp.reduce((a, b) => a + b, 0);
-    const best = exp.indexOf(Math.max(...exp));
-    out.push({ pActual: exp[vocab.indexOf(SEQUENCE[pos - 1])] / sum, top: vocab[best] });
+    const lse = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+    out.push(row[VOCAB.indexOf(SEQUENCE[pos - 1])] - lse);
   }
   return out;
 }
 
+const bin = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/plmscope-target'), 'release/plmscope');
+const work = mkdtempSync(join(tmpdir(), 'plmscope-e2e-'));
+const cli = (...args) => execFileSync(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+
 let server;
-let expected;
+const explorerData = join(root, 'www/explorer-data');
+const seedData = join(root, '../shared/reference/explorer');
 before(async () => {
-  expected = cliPredictions();
+  mkdirSync(artifacts, { recursive: true });
+  cli('random-model', '--out', join(work, 'model'));
+  writeFileSync(join(work, 'in.fasta'), `>p\n${SEQUENCE}\n`);
+  cli('embed', '--model', join(work, 'model'), '--fasta', join(work, 'in.fasta'), '--out', join(work, 'plain.safetensors'));
+  // The local demo serves the seed explorer's graphs beside the page; so does this test.
+  if (!existsSync(explorerData) && existsSync(seedData)) cpSync(seedData, explorerData, { recursive: true });
   server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1'], { cwd: root, stdio: 'ignore' });
   for (let i = 0; i < 50; i++) {
     try { await fetch(base); return; } catch { await new Promise((r) => setTimeout(r, 100)); }
   }
   throw new Error('the static server did not start');
 });
-after(() => server.kill());
+after(() => { server.kill(); rmSync(work, { recursive: true, force: true }); });
 
-async function openPage(webgpu) {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: webgpu ? [...FLAGS, '--enable-unsafe-webgpu'] : FLAGS,
-  });
-  const page = await browser.newPage();
+async function open(query, webgpu) {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: webgpu ? [...FLAGS, '--enable-unsafe-webgpu'] : FLAGS });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${base}?weights=random`);
-  await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Model ready'),
-    null, { timeout: 300_000 });
+  await page.goto(`${base}${query}`);
   return { browser, page, errors };
 }
 
-for (const [webgpu, badge] of [[true, 'WebGPU'], [false, 'CPU (WebAssembly)']]) {
-  test(`paste → predictions; bad input keeps the result (${badge})`, { timeout: 600_000 }, async () => {
-    const { browser, page, errors } = await openPage(webgpu);
-    try {
-      assert.equal(await page.textContent('#backend'), badge);
-      const note = await page.textContent('#weights-note');
-      assert.match(note, /RANDOM weights of the esm2_t6_8M architecture/);
-      assert.equal(await page.isVisible('#weights-note'), true);
+const waitText = (page, id, pattern, timeout = 300_000) => page.waitForFunction(
+  ([i, p]) => new RegExp(p).test(document.getElementById(i).textContent), [id, pattern.source], { timeout });
 
-      await page.fill('#sequence', `>my <b>protein</b>\n${SEQUENCE}\n`);
-      await page.click('#run');
-      await page.waitForSelector('.residue');
-      assert.equal(await page.locator('.residue').count(), 10);
-      // The FASTA header is shown as text, never parsed as HTML.
-      assert.match(await page.textContent('.record h2'), /^my <b>protein<\/b> — 10 residues/);
-      assert.equal(await page.locator('.record h2 b').count(), 0);
-      // The page's numbers are the native CLI's for the same weights and sequence.
-      const titles = await page.locator('.residue').evaluateAll((spans) => spans.map((s) => s.title));
-      titles.forEach((title, i) => {
-        const [, p, top] = /p = ([0-9.]+); top: (\S+)/.exec(title);
-        assert.ok(Math.abs(Number(p) - expected[i].pActual) < 2e-3, `${title} vs ${JSON.stringify(expected[i])}`);
-        assert.equal(top, expected[i].top, title);
-      });
-
-      await page.fill('#sequence', 'MKT1A');
-      await page.click('#run');
-      await page.waitForFunction(() => document.getElementById('input-error').textContent !== '');
-      assert.match(await page.textContent('#input-error'), /record 1: '1' at residue 4 \(line 1, column 4\)/);
-      assert.equal(await page.locator('.residue').count(), 10, 'the previous result stays on screen');
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-    }
-  });
+/** Drops the CLI's random model folder and the t6 InterPLM SAE (layer 3) on the page. */
+async function loadRealFormatFiles(page) {
+  await waitText(page, 'sae-status', /SAE at layer/);
+  await page.setInputFiles('#model-files', [join(work, 'model/config.json'), join(work, 'model/model.safetensors')]);
+  await waitText(page, 'status', /Model ready: .*config\.json, model\.safetensors/);
+  await page.selectOption('#layer', '3');
+  await waitText(page, 'sae-status', /SAE at layer 3/);
+  await page.setInputFiles('#sae-files', SAE);
+  await waitText(page, 'sae-status', /SAE at layer 3: interplm_t6_l3\.pt \(interplm, 256 features\)/);
 }
+
+test('paste → heatmap → ablate: the page\'s numbers are the CLI\'s; bad input keeps the result', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  try {
+    await waitText(page, 'status', /Model ready/);
+    assert.equal(await page.textContent('#backend'), 'CPU (WebAssembly)');
+    assert.match(await page.textContent('#weights-note'), /RANDOM/);
+    await loadRealFormatFiles(page);
+    await page.fill('#sequence', `>my <b>protein</b>\n${SEQUENCE}\n`);
+    await page.click('#run');
+    await waitText(page, 'summary', /30 residues, layer 3, 256 features/);
+    // The FASTA header is text, never HTML.
+    assert.match(await page.textContent('#summary'), /^my <b>protein<\/b>/);
+    assert.equal(await page.locator('#summary b').count(), 0);
+    assert.ok((await page.locator('#feature-list li').count()) > 0);
+    await page.screenshot({ path: join(artifacts, 'heatmap.png'), fullPage: true });
+
+    // Predictions equal the CLI's embed for the same files.
+    const plain = logProbs(readSafetensors(join(work, 'plain.safetensors'))['0.logits']);
+    const titles = await page.locator('#predictions .residue').evaluateAll((s) => s.map((x) => x.title));
+    titles.forEach((t, i) => assert.ok(Math.abs(Number(/p = ([0-9.]+)/.exec(t)[1]) - Math.exp(plain[i])) < 2e-3, t));
+
+    // Ablate the top feature on every residue; Δ log p equals the CLI's intervene.
+    const feature = Number(await page.getAttribute('#feature-list li >> nth=0', 'data-feature'));
+    await page.selectOption('#op', 'ablate');
+    await page.click('#add-edit');
+    await page.waitForSelector('#delta .residue');
+    assert.match(await page.textContent('#timings'), /intervention \(layers after 3 only\) \d+ ms/);
+    const shown = await page.locator('#delta .residue').evaluateAll((s) => s.map((x) => Number(x.dataset.delta)));
+    cli('intervene', '--model', join(work, 'model'), '--sae', SAE, '--layer', '3', '--fasta', join(work, 'in.fasta'),
+      '--edit', `ablate:${feature}`, '--out', join(work, 'after.safetensors'));
+    const afterLp = logProbs(readSafetensors(join(work, 'after.safetensors'))['0.logits']);
+    const expected = afterLp.map((lp, i) => lp - plain[i]);
+    assert.ok(expected.some((d) => Math.abs(d) > 1e-3), 'the ablation moves the predictions');
+    shown.forEach((d, i) => assert.ok(Math.abs(d - expected[i]) < 1e-3, `residue ${i + 1}: page ${d} vs CLI ${expected[i]}`));
+    assert.match(new URL(page.url()).searchParams.get('edits'), new RegExp(`^ablate:${feature}$`));
+    await page.screenshot({ path: join(artifacts, 'ablated.png'), fullPage: true });
+
+    // A bad sequence: the error names the position; the last result stays.
+    await page.fill('#sequence', 'MKT1A');
+    await page.click('#run');
+    await waitText(page, 'input-error', /record 1: '1' at residue 4 \(line 1, column 4\)/);
+    assert.match(await page.textContent('#summary'), /30 residues/);
+    assert.equal(await page.locator('#delta .residue').count(), 30);
+
+    // A hostile file is refused and the loaded SAE stays.
+    const evil = join(work, 'evil.pt');
+    execFileSync('python3', ['-c', `
+import zipfile
+z = zipfile.ZipFile(${JSON.stringify(evil)}, 'w')
+z.writestr('ae/data.pkl', b"\\x80\\x02cos\\nsystem\\nq\\x00X\\x02\\x00\\x00\\x00idq\\x01\\x85q\\x02Rq\\x03.")
+z.close()`]);
+    await page.setInputFiles('#sae-files', evil);
+    await waitText(page, 'load-error', /evil\.pt: refused to load `os\.system`/);
+    assert.match(await page.textContent('#sae-status'), /interplm_t6_l3\.pt/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the circuit graph renders and a node click selects its feature', { timeout: 600_000, skip: !existsSync(explorerData) && 'no seed explorer data beside the repo' }, async () => {
+  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  try {
+    await waitText(page, 'graph-status', /tm: \d+ nodes, \d+ edges shown/);
+    const nodes = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.nodes().length);
+    assert.ok(nodes > 5, `${nodes} nodes`);
+    // The node L5:F217 is in the seed TM graph; click where it is drawn.
+    const pos = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.getElementById('L5:F217').renderedPosition());
+    const box = await page.locator('#graph').boundingBox();
+    await page.mouse.click(box.x + pos.x, box.y + pos.y);
+    await waitText(page, 'graph-details', /L5:F217/);
+    assert.equal(new URL(page.url()).searchParams.get('f'), '217');
+    assert.equal(new URL(page.url()).searchParams.get('layer'), '5');
+    await page.screenshot({ path: join(artifacts, 'graph.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('WebGPU build: the badge says so and features show', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await open('?weights=random', true);
+  try {
+    await waitText(page, 'status', /Model ready/);
+    assert.equal(await page.textContent('#backend'), 'WebGPU');
+    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+    await page.fill('#sequence', SEQUENCE);
+    await page.click('#run');
+    await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+    await page.screenshot({ path: join(artifacts, 'webgpu.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
