@@ -19,5 +19,12 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo "The encode column is the one-off cost of showing a layer's features."
   echo
   "$bin" bench
+  echo
+  echo "## The page: Run → heatmap"
+  echo
+  echo "Headless Chromium, the CPU (WebAssembly) build, random esm2_t6_8M weights and the demo's random"
+  echo "10,240-feature SAE, weights already in memory (a second visit reads them from the Cache API)."
+  echo
+  node pkg-build/bench-page.mjs
 } > BENCHMARKS.md
 cat BENCHMARKS.md

@@ -35,7 +35,9 @@ const engine = createEngine({
     $('progress').hidden = true;
     view.modelReady = true;
     view.randomWeights = info.randomWeights;
-    setStatus(`Model ready: ${info.nLayers} layers, d_model ${info.dModel} — ${info.source}`);
+    view.randomCheckpoint = info.randomCheckpoint;
+    view.modelStatus = `Model ready: ${info.nLayers} layers, d_model ${info.dModel} — ${info.source}`;
+    setStatus(view.modelStatus);
     showWeightsNote();
     showSelfCheck(info.selfCheck);
     fillLayerPickers(info.nLayers);
@@ -43,6 +45,7 @@ const engine = createEngine({
   },
   'sae-ready': ({ info }) => {
     $('progress').hidden = true;
+    setStatus(view.modelStatus);
     view.saeLayers.add(info.layer);
     view.saeRandom = info.random;
     view.saeStatus = `SAE at layer ${info.layer}: ${info.source} (${info.format}, ${info.dSae} features)`;
@@ -71,7 +74,7 @@ function setStatus(text) { $('status').textContent = text; }
 
 function showWeightsNote() {
   const parts = [];
-  if (view.randomWeights) parts.push('the ESM-2 weights are RANDOM (same architecture as esm2_t6_8M)');
+  if (view.randomWeights || view.randomCheckpoint) parts.push('the ESM-2 weights are RANDOM (same architecture as esm2_t6_8M)');
   if (view.saeRandom) parts.push('the SAE is a RANDOM demo SAE');
   $('weights-note').hidden = parts.length === 0;
   $('weights-note').textContent = parts.length
@@ -102,6 +105,9 @@ function fillLayerPickers(n) {
   $('downstream').value = state.downstream ? String(state.downstream) : '';
 }
 
+// ?hub=URL reads the same files from a mirror of the Hugging Face hub's paths.
+const hubSource = () => ({ kind: 'hub', hub: params.get('hub') ?? undefined });
+
 function loadModel(source) {
   view.modelReady = false;
   $('run').disabled = true;
@@ -109,7 +115,7 @@ function loadModel(source) {
 }
 
 function loadSae(layer, source) {
-  const weightsSource = source ?? (params.get('weights') === 'random' || view.randomWeights ? { kind: 'random' } : { kind: 'hub' });
+  const weightsSource = source ?? (params.get('weights') === 'random' || view.randomWeights ? { kind: 'random' } : hubSource());
   $('sae-status').textContent = `Loading the SAE of layer ${layer}…`;
   engine.post({ type: 'load-sae', layer, source: weightsSource });
 }
@@ -445,5 +451,5 @@ $('graph-file').addEventListener('change', async (e) => {
 // ---------------------------------------------------------------------------------------------
 if (state.fasta !== null) $('sequence').value = state.fasta;
 updateRecordPicker();
-loadModel(params.get('weights') === 'random' ? { kind: 'random', reason: 'asked for with ?weights=random' } : { kind: 'hub' });
+loadModel(params.get('weights') === 'random' ? { kind: 'random', reason: 'asked for with ?weights=random' } : hubSource());
 loadGraph($('graph-choice').value);

@@ -1,9 +1,10 @@
 // Where weights come from, and how they arrive: streamed with progress, kept in the Cache API so
 // that a second visit loads from disk.
 
-export const HUB_MODEL = 'https://huggingface.co/facebook/esm2_t6_8M_UR50D/resolve/main/';
-export const hubSae = (layer) =>
-  `https://huggingface.co/Elana/InterPLM-esm2-8m/resolve/main/layer_${layer}/ae_normalized.pt`;
+// `hub` is https://huggingface.co, or a mirror with the same paths (the page's ?hub= parameter).
+export const hubModel = (hub) => `${hub}/facebook/esm2_t6_8M_UR50D/resolve/main/`;
+export const hubSae = (hub, layer) => `${hub}/Elana/InterPLM-esm2-8m/resolve/main/layer_${layer}/ae_normalized.pt`;
+export const HUB = 'https://huggingface.co';
 
 const CACHE = 'plmscope-weights-v1';
 

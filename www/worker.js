@@ -3,7 +3,7 @@
 // progress: {file, loaded, total, fromCache}, `loaded` never decreasing for one file.
 // Requests carry an `id`; 'result' and 'error' answer it.
 
-import { HUB_MODEL, hubSae, fetchCached } from './loader.js';
+import { HUB, hubModel, hubSae, fetchCached } from './loader.js';
 
 const RANDOM_SEED = 0x5EEDE5A2n;
 const DEMO_D_SAE = 10240;
@@ -13,6 +13,7 @@ let backend = null;
 // What was loaded, kept so that the CPU build can take over if the GPU device is lost.
 let modelLoad = null;
 const saeLoads = new Map();
+let lastFeatures = null;
 
 async function start(wanted) {
   // Load only the wasm that will run: the WebGPU build when an adapter exists, else the CPU one.
@@ -46,8 +47,9 @@ async function modelBytes(source) {
     if (!config || !weights) throw new Error('drop config.json with model.safetensors, or one fair-esm .pt file');
     return { kind: 'hub', config: await config.text(), bytes: new Uint8Array(await weights.arrayBuffer()), name: weights.name };
   }
-  const config = new TextDecoder().decode(await fetchCached(HUB_MODEL + 'config.json', progress('config.json')));
-  const bytes = await fetchCached(HUB_MODEL + 'model.safetensors', progress('model.safetensors'));
+  const base = hubModel(source.hub ?? HUB);
+  const config = new TextDecoder().decode(await fetchCached(base + 'config.json', progress('config.json')));
+  const bytes = await fetchCached(base + 'model.safetensors', progress('model.safetensors'));
   return { kind: 'hub', config, bytes, name: 'facebook/esm2_t6_8M_UR50D' };
 }
 
@@ -72,7 +74,7 @@ async function saeBytes(layer, source) {
     };
   }
   const file = `layer_${layer}/ae_normalized.pt`;
-  return { kind: 'pt', name: file, bytes: await fetchCached(hubSae(layer), progress(file)) };
+  return { kind: 'pt', name: file, bytes: await fetchCached(hubSae(source.hub ?? HUB, layer), progress(file)) };
 }
 
 function installSae(layer, s) {
@@ -90,6 +92,8 @@ async function withFallback(work) {
     await start('cpu');
     if (modelLoad) installModel(modelLoad);
     for (const [layer, s] of saeLoads) installSae(layer, s);
+    // The sequence the page shows, so that interventions find their cached pass again.
+    if (lastFeatures) await engine.features(lastFeatures.fasta, lastFeatures.record, lastFeatures.layer, false, 64);
     return await work();
   }
 }
@@ -102,9 +106,11 @@ const handlers = {
     const info = installModel(m);
     modelLoad = m;
     saeLoads.clear();
-    info.source = source.kind === 'hub' ? 'facebook/esm2_t6_8M_UR50D (Hugging Face hub)'
+    info.source = source.kind === 'hub' ? `facebook/esm2_t6_8M_UR50D (${source.hub ?? 'Hugging Face hub'})`
       : source.kind === 'files' ? source.files.map((f) => f.name).join(', ') : source.reason;
-    info.selfCheck = source.kind === 'random' ? null : await engine.selfCheck();
+    // plmscope's own random checkpoints say so in their config.json.
+    info.randomCheckpoint = Boolean(m.config && JSON.parse(m.config).plmscope_random_weights_seed !== undefined);
+    info.selfCheck = m.kind === 'random' ? null : await engine.selfCheck();
     postMessage({ status: 'ready', info });
   },
   async 'load-sae'({ layer, source }) {
@@ -115,8 +121,11 @@ const handlers = {
     info.source = s.kind === 'random' ? 'random demo SAE' : s.name;
     postMessage({ status: 'sae-ready', info });
   },
-  features: ({ fasta, record, layer }) =>
-    withFallback(() => engine.features(fasta, record, layer, false, 64)),
+  async features({ fasta, record, layer }) {
+    const result = await withFallback(() => engine.features(fasta, record, layer, false, 64));
+    lastFeatures = { fasta, record, layer };
+    return result;
+  },
   layer: ({ layer }) => withFallback(() => engine.cachedFeatures(layer, false, 64)),
   intervene: ({ layer, edits, downstream }) =>
     withFallback(() => engine.intervene(layer, edits, downstream ?? undefined, false)),

@@ -101,6 +101,9 @@ test('paste → heatmap → ablate: the page\'s numbers are the CLI\'s; bad inpu
     assert.equal(await page.textContent('#backend'), 'CPU (WebAssembly)');
     assert.match(await page.textContent('#weights-note'), /RANDOM/);
     await loadRealFormatFiles(page);
+    // Random weights in the hub format are not esm2_t6_8M's: the self-check says so.
+    assert.equal(await page.textContent('#self-check'), 'self-check FAILED');
+    assert.match(await page.getAttribute('#self-check', 'title'), /layer 1, residue 1, dim 0: .* where -0\.33677 was expected/);
     await page.fill('#sequence', `>my <b>protein</b>\n${SEQUENCE}\n`);
     await page.click('#run');
     await waitText(page, 'summary', /30 residues, layer 3, 256 features/);
@@ -154,6 +157,49 @@ z.close()`]);
   }
 });
 
+test('hub loading: streamed progress, the Cache API on the second visit, the self-check', { timeout: 900_000 }, async () => {
+  // A mirror of the hub's paths on localhost, holding the CLI's random model and the t6 SAE.
+  const hubRoot = join(root, 'tests/e2e/artifacts/hub');
+  const modelDir = join(hubRoot, 'facebook/esm2_t6_8M_UR50D/resolve/main');
+  const saeDir = join(hubRoot, 'Elana/InterPLM-esm2-8m/resolve/main/layer_3');
+  mkdirSync(modelDir, { recursive: true });
+  mkdirSync(saeDir, { recursive: true });
+  cpSync(join(work, 'model/config.json'), join(modelDir, 'config.json'));
+  cpSync(join(work, 'model/model.safetensors'), join(modelDir, 'model.safetensors'));
+  cpSync(SAE, join(saeDir, 'ae_normalized.pt'));
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
+  try {
+    const context = await browser.newContext();
+    // Record every status line the page shows.
+    await context.addInitScript(() => {
+      window.statusLog = [];
+      document.addEventListener('DOMContentLoaded', () => {
+        const s = document.getElementById('status');
+        new MutationObserver(() => window.statusLog.push(s.textContent)).observe(s, { childList: true, characterData: true, subtree: true });
+      });
+    });
+    const url = `${base}?backend=cpu&hub=${encodeURIComponent(`${base}tests/e2e/artifacts/hub`)}`;
+    for (const visit of [1, 2]) {
+      const page = await context.newPage();
+      await page.goto(url);
+      await waitText(page, 'sae-status', /SAE at layer 3: layer_3\/ae_normalized\.pt \(interplm, 256 features\)/);
+      const log = await page.evaluate(() => window.statusLog);
+      const lines = log.filter((l) => l.includes('model.safetensors: '));
+      const verb = visit === 1 ? 'Downloading' : 'Reading from the cache';
+      assert.ok(lines.length > 0 && lines.every((l) => l.startsWith(verb)), `visit ${visit}: ${lines.slice(0, 3)}`);
+      const mb = lines.map((l) => Number(/: ([0-9.]+) MB/.exec(l)[1]));
+      assert.ok(mb.every((v, i) => i === 0 || v >= mb[i - 1]), 'loaded never decreases');
+      assert.match(lines.at(-1), /\(100%\)$/);
+      assert.match(await page.textContent('#status'), /Model ready: .*facebook\/esm2_t6_8M_UR50D/);
+      assert.match(await page.textContent('#weights-note'), /weights are RANDOM/);
+      assert.equal(await page.textContent('#self-check'), 'self-check FAILED');
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+  }
+});
+
 test('the circuit graph renders and a node click selects its feature', { timeout: 600_000, skip: !existsSync(explorerData) && 'no seed explorer data beside the repo' }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {
@@ -161,6 +207,7 @@ test('the circuit graph renders and a node click selects its feature', { timeout
     const nodes = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.nodes().length);
     assert.ok(nodes > 5, `${nodes} nodes`);
     // The node L5:F217 is in the seed TM graph; click where it is drawn.
+    await page.locator('#graph').scrollIntoViewIfNeeded();
     const pos = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.getElementById('L5:F217').renderedPosition());
     const box = await page.locator('#graph').boundingBox();
     await page.mouse.click(box.x + pos.x, box.y + pos.y);
