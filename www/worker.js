@@ -87,7 +87,9 @@ async function withFallback(work) {
   try {
     return await work();
   } catch (e) {
-    if (backend !== 'webgpu' || !/device|lost|gpu/i.test(String(e.message ?? e))) throw e;
+    // A lost device shows as a WebGPU error or as a trap inside the wasm (a RuntimeError).
+    const lost = e instanceof WebAssembly.RuntimeError || /device|lost|gpu/i.test(String(e.message ?? e));
+    if (backend !== 'webgpu' || !lost) throw e;
     postMessage({ status: 'initiate', note: `the GPU failed (${e.message}); moving to the CPU build` });
     await start('cpu');
     if (modelLoad) installModel(modelLoad);

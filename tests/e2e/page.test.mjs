@@ -73,7 +73,8 @@ after(() => { server.kill(); rmSync(work, { recursive: true, force: true }); });
 
 async function open(query, webgpu) {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: webgpu ? [...FLAGS, '--enable-unsafe-webgpu'] : FLAGS });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
+  const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${base}${query}`);
