@@ -66,14 +66,9 @@ pub struct ResiduePrediction {
     pub top: Vec<(String, f32)>,
 }
 
-/// Softmax of each residue's logits (cls and eos dropped), with the `k` best tokens.
-pub fn predictions(output: &RecordOutput, k: usize) -> Vec<ResiduePrediction> {
-    let tokens: Vec<u32> = output.input_ids.iter().map(|&t| t as u32).collect();
-    predictions_from_logits(&output.logits, &tokens, k)
-}
-
-/// [`predictions`] from `[T, vocab]` logits and the T tokens they were computed for.
-pub fn predictions_from_logits(logits: &[f32], tokens: &[u32], k: usize) -> Vec<ResiduePrediction> {
+/// Softmax of each residue's `[T, vocab]` logits (cls and eos dropped) for the T tokens they were
+/// computed for, with the `k` best tokens.
+pub fn predictions(logits: &[f32], tokens: &[u32], k: usize) -> Vec<ResiduePrediction> {
     let v = logits.len() / tokens.len();
     (1..tokens.len() - 1)
         .map(|pos| {

@@ -87,14 +87,6 @@ struct ModelInfo {
     random_weights: bool,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RecordPredictions {
-    header: String,
-    sequence: String,
-    residues: Vec<ResiduePrediction>,
-}
-
 #[wasm_bindgen]
 impl Plmscope {
     /// `backend` is `"webgpu"` or `"cpu"`. WebGPU initialisation fails with an error when the
@@ -157,23 +149,6 @@ impl Plmscope {
             random_weights: self.random_weights,
         };
         serde_wasm_bindgen::to_value(&info).map_err(js_err)
-    }
-
-    /// Per-residue predictions for every record of a FASTA text (or a bare sequence). Input
-    /// errors name the record and the position.
-    pub async fn predict(&self, fasta: String, top_k: usize) -> Result<JsValue, JsError> {
-        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
-        let records = alphabet::parse_fasta(&fasta).map_err(js_err)?;
-        let mut out = Vec::with_capacity(records.len());
-        for record in &records {
-            let o = embed::run_record(model, &record.tokens(), &self.device).await;
-            out.push(RecordPredictions {
-                header: record.header.clone(),
-                sequence: record.sequence(),
-                residues: embed::predictions(&o, top_k),
-            });
-        }
-        serde_wasm_bindgen::to_value(&out).map_err(js_err)
     }
 
     /// Loads the SAE that reads hidden state `layer`, replacing any other at that layer.
@@ -265,7 +240,7 @@ impl Plmscope {
             top_by_max: top(&max, top_n),
             top_by_mean: top(&mean, top_n),
             reconstruction: Reconstruction::from_sums(&sums, residues),
-            predictions: embed::predictions_from_logits(&cached.logits, &cached.record.tokens(), 3),
+            predictions: embed::predictions(&cached.logits, &cached.record.tokens(), 3),
         };
         serde_wasm_bindgen::to_value(&out).map_err(js_err)
     }
@@ -302,7 +277,7 @@ impl Plmscope {
         };
         let out = InterventionOut {
             delta_logprob: intervene::delta_logprob(&cached.logits, &logits, &tokens),
-            predictions: embed::predictions_from_logits(&logits, &tokens, 3),
+            predictions: embed::predictions(&logits, &tokens, 3),
             logits,
             downstream,
         };
