@@ -139,14 +139,8 @@ fn patch_delta(sae: &Sae, encoded: &Encoded, edits: &[Edit]) -> Tensor<2> {
     sae.decode_delta(df, rows, &encoded.norm)
 }
 
-/// The result of an intervention.
-pub struct Intervention {
-    /// The forward pass from the patched hidden state on (`start` = the layer).
-    pub after: Activations,
-}
-
 /// Patches hidden state `layer` of a one-sequence pass `cache` (from [`EsmModel::forward`]) and
-/// runs the rest of the model. `encoded` is the SAE's encoding of that hidden state's residues
+/// runs the rest of the model: the pass from the patched hidden state on (`start` = `layer`). `encoded` is the SAE's encoding of that hidden state's residues
 /// ([`features::encode`]): callers that showed the features already have it, so an edit costs
 /// only the patch and the blocks after `layer`.
 pub fn intervene(
@@ -157,7 +151,7 @@ pub fn intervene(
     batch: &Batch,
     encoded: &Encoded,
     edits: &[Edit],
-) -> Result<Intervention, UseError> {
+) -> Result<Activations, UseError> {
     features::check(model, sae, layer)?;
     let x = cache.hidden(layer).clone(); // [1, T, d]
     let [_, t, d] = x.dims();
@@ -165,7 +159,7 @@ pub fn intervene(
     let delta = patch_delta(sae, encoded, edits); // [R, d]
     let zero: Tensor<2> = Tensor::zeros([1, d], &x.device());
     let delta = Tensor::cat(vec![zero.clone(), delta, zero], 0).reshape([1, t, d]); // cls and eos untouched
-    Ok(Intervention { after: model.forward_from(layer, x + delta, batch) })
+    Ok(model.forward_from(layer, x + delta, batch))
 }
 
 /// Δ log-probability of the actual token at each residue (cls and eos excluded), `[T − 2]`,

@@ -257,7 +257,7 @@ impl Plmscope {
             Some((l, e)) if *l == layer => e.clone(),
             _ => features::encode(&cached.acts, sae, layer),
         };
-        let after = intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, &encoded, &edits).map_err(js_err)?.after;
+        let after = intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, &encoded, &edits).map_err(js_err)?;
         let logits = read_f32(after.logits.clone()).await;
         let tokens = cached.record.tokens();
         let downstream = match downstream_layer {

@@ -5,6 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::sae::max_abs_diff;
 use common::*;
 use plmscope::weights::{random, safetensors};
 
@@ -92,11 +93,6 @@ fn bad_fasta_fails_with_the_record_and_position() {
 
 fn sae_fixture(path: &str) -> String {
     format!("{}/sae/{path}", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/fixtures").display())
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
 }
 
 #[test]

@@ -201,8 +201,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 let cache = model.forward(&batch);
                 let encoded = features::encode(&cache, &sae, args.layer);
                 let after = intervene::intervene(&model, &sae, args.layer, &cache, &batch, &encoded, &edits)
-                    .map_err(|e| format!("record {} ({}): {e}", i + 1, record.header))?
-                    .after;
+                    .map_err(|e| format!("record {} ({}): {e}", i + 1, record.header))?;
                 let hidden: Vec<_> = (0..=model.n_layers())
                     .map(|l| if l < args.layer { cache.hidden(l).clone() } else { after.hidden(l).clone() })
                     .collect();
@@ -291,7 +290,7 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
         let encoded = features::encode(&cache, &sae, layer);
         let edits = [Edit { feature: 0, op: intervene::Op::Ablate, positions: None }];
         let t = median_ms(repeats, || {
-            let after = intervene::intervene(&model, &sae, layer, &cache, &batch, &encoded, &edits).expect("valid edit").after;
+            let after = intervene::intervene(&model, &sae, layer, &cache, &batch, &encoded, &edits).expect("valid edit");
             host(after.logits);
         });
         let share = (config.num_hidden_layers - layer) as f64 / config.num_hidden_layers as f64;

@@ -34,6 +34,7 @@ pub fn random_interplm(d_in: usize, d_sae: usize, seed: u64, device: &Device) ->
 }
 
 /// An SAE as the user has it.
+#[derive(Clone, Copy)]
 pub enum SaeSource<'a> {
     /// A torch `.pt` (InterPLM or InterProt state dict). `k` is needed for InterProt only; when
     /// `None` it is read from the file name.

@@ -85,12 +85,7 @@ pub fn model(on: On, device: &Device) -> EsmModel {
 }
 
 pub fn load(case: &Case, model: &EsmModel, device: &Device) -> Sae {
-    let source = match &case.source {
-        SaeSource::Pt { bytes, name, k } => SaeSource::Pt { bytes, name, k: *k },
-        SaeSource::Safetensors { bytes, name, k } => SaeSource::Safetensors { bytes, name, k: *k },
-        SaeSource::SaeLens { cfg_json, weights } => SaeSource::SaeLens { cfg_json, weights },
-    };
-    sae_files::load(source, model.d_model(), device).unwrap_or_else(|e| panic!("{}: {e}", case.key))
+    sae_files::load(case.source, model.d_model(), device).unwrap_or_else(|e| panic!("{}: {e}", case.key))
 }
 
 /// The edits generate_sae.py applied to `key.seq`.
@@ -119,7 +114,7 @@ pub fn sequences() -> Fixture {
     Fixture { tensors: weights::safetensors::read(EXPECTED, "expected.safetensors").unwrap(), sequences: seqs }
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
 }
@@ -153,7 +148,7 @@ pub async fn compare(case: &Case, device: &Device) -> SaeDiffs {
             d.features = d.features.max(max_abs_diff(&read_f32(sae.normalised_features(f)).await, &n.data));
         }
 
-        let after = intervene::intervene(&model, &sae, case.layer, &cache, &batch, &encoded, &edits(case.key, seq)).unwrap().after;
+        let after = intervene::intervene(&model, &sae, case.layer, &cache, &batch, &encoded, &edits(case.key, seq)).unwrap();
         let [_, t, v] = after.logits.dims();
         let logits = read_f32(after.logits.clone().reshape([t, v])).await;
         d.logits = d.logits.max(max_abs_diff(&logits, &fx.get(&format!("{key}.intervened_logits")).data));
@@ -169,7 +164,7 @@ pub async fn compare(case: &Case, device: &Device) -> SaeDiffs {
         let scale = plain.iter().fold(0f32, |m, x| m.max(x.abs()));
         let silent = (0..sae.d_sae).find(|&j| want.data.iter().skip(j).step_by(sae.d_sae).all(|&x| x == 0.0)).expect("a silent feature");
         for edits in [vec![], vec![Edit { feature: silent, op: Op::Ablate, positions: None }]] {
-            let after = intervene::intervene(&model, &sae, case.layer, &cache, &batch, &encoded, &edits).unwrap().after;
+            let after = intervene::intervene(&model, &sae, case.layer, &cache, &batch, &encoded, &edits).unwrap();
             d.no_op = d.no_op.max(max_abs_diff(&read_f32(after.logits).await, &plain) / scale);
         }
     }
