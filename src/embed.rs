@@ -34,24 +34,31 @@ impl RecordOutput {
     }
 }
 
+/// The device could not give a result back: on WebGPU, a lost or destroyed device. Returned,
+/// not panicked, so that the page can move to the CPU build and keep its state.
+#[derive(Debug, thiserror::Error)]
+#[error("the device failed while reading a result back: {0}")]
+pub struct DeviceError(String);
+
 /// Reads a tensor back to host memory: the only way that works on WebGPU in a browser.
-pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data_async().await.expect("reading a tensor back from the device").try_to_vec::<f32>().expect("f32 tensor")
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, DeviceError> {
+    let data = t.into_data_async().await.map_err(|e| DeviceError(e.to_string()))?;
+    data.try_to_vec::<f32>().map_err(|e| DeviceError(format!("{e:?}")))
 }
 
 /// Runs one record (`<cls>` … `<eos>` tokens) and reads every hidden state and the logits.
-pub async fn run_record(model: &EsmModel, tokens: &[u32], device: &Device) -> RecordOutput {
+pub async fn run_record(model: &EsmModel, tokens: &[u32], device: &Device) -> Result<RecordOutput, DeviceError> {
     let batch = Batch::new(&[tokens.to_vec()], device);
     let Activations { hidden_states, logits, .. } = model.forward(&batch);
     let [_, _, d_model] = hidden_states[0].dims();
     let stacked = Tensor::cat(hidden_states, 0); // [n_layers + 1, T, d_model]
-    RecordOutput {
+    Ok(RecordOutput {
         input_ids: tokens.iter().map(|&t| t as i64).collect(),
-        hidden_states: read_f32(stacked).await,
-        logits: read_f32(logits).await,
+        hidden_states: read_f32(stacked).await?,
+        logits: read_f32(logits).await?,
         n_layers: model.n_layers(),
         d_model,
-    }
+    })
 }
 
 /// What the model predicts at one residue.

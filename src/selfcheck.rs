@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::embed::read_f32;
+use crate::embed::{read_f32, DeviceError};
 use crate::esm::{Batch, EsmModel};
 
 /// (layer, residue, expected dims 0–2) with residue 0 = the first residue, 3 = the last of MKTA.
@@ -25,13 +25,13 @@ pub struct SelfCheck {
 }
 
 /// Runs MKTA through `model` and compares with the real weights' values.
-pub async fn run(model: &EsmModel, device: &Device) -> SelfCheck {
+pub async fn run(model: &EsmModel, device: &Device) -> Result<SelfCheck, DeviceError> {
     let tokens = crate::alphabet::parse_fasta("MKTA").expect("valid sequence")[0].tokens();
     let acts = model.forward(&Batch::new(&[tokens], device));
     let d = model.d_model();
     let mut failures = Vec::new();
     for (layer, residue, want) in EXPECTED {
-        let h = read_f32(acts.hidden(layer).clone()).await; // [1, 6, d]
+        let h = read_f32(acts.hidden(layer).clone()).await?; // [1, 6, d]
         let row = &h[(residue + 1) * d..(residue + 1) * d + 3];
         for (dim, (&got, &w)) in row.iter().zip(&want).enumerate() {
             if (got - w).abs() > 1e-4 + 1e-3 * w.abs() {
@@ -39,5 +39,5 @@ pub async fn run(model: &EsmModel, device: &Device) -> SelfCheck {
             }
         }
     }
-    SelfCheck { pass: failures.is_empty() && d == 320, failures }
+    Ok(SelfCheck { pass: failures.is_empty() && d == 320, failures })
 }

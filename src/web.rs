@@ -136,7 +136,7 @@ impl Plmscope {
     #[wasm_bindgen(js_name = selfCheck)]
     pub async fn self_check(&self) -> Result<JsValue, JsError> {
         let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
-        serde_wasm_bindgen::to_value(&crate::selfcheck::run(model, &self.device).await).map_err(js_err)
+        serde_wasm_bindgen::to_value(&crate::selfcheck::run(model, &self.device).await?).map_err(js_err)
     }
 
     pub fn info(&self) -> Result<JsValue, JsError> {
@@ -211,7 +211,7 @@ impl Plmscope {
         let chosen = records.get(record).ok_or_else(|| js_err(format!("record {} of {} does not exist", record + 1, records.len())))?.clone();
         let batch = Batch::new(&[chosen.tokens()], &self.device);
         let acts = model.forward(&batch);
-        let logits = read_f32(acts.logits.clone()).await;
+        let logits = read_f32(acts.logits.clone()).await?;
         self.cached = Some(Cached { record: chosen, batch, acts, logits, encoded: None });
         self.cached_features(layer, normalized, top_n).await
     }
@@ -225,11 +225,11 @@ impl Plmscope {
         let encoded = sae.encode(x.clone());
         cached.encoded = Some((layer, encoded.clone()));
         let sae = &sae;
-        let sums = read_f32(features::reconstruction_sums(sae, x, &encoded)).await;
+        let sums = read_f32(features::reconstruction_sums(sae, x, &encoded)).await?;
         let shown = if normalized { sae.normalised_features(encoded.features.clone()) } else { encoded.features.clone() };
         let summary = features::summary(&shown);
-        let dense = read_f32(shown).await;
-        let (max, mean) = (read_f32(summary.max).await, read_f32(summary.mean).await);
+        let dense = read_f32(shown).await?;
+        let (max, mean) = (read_f32(summary.max).await?, read_f32(summary.mean).await?);
         let residues = cached.record.residues.len();
         let out = FeaturesOut {
             header: cached.record.header.clone(),
@@ -258,14 +258,14 @@ impl Plmscope {
             _ => features::encode(&cached.acts, sae, layer),
         };
         let after = intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, &encoded, &edits).map_err(js_err)?;
-        let logits = read_f32(after.logits.clone()).await;
+        let logits = read_f32(after.logits.clone()).await?;
         let tokens = cached.record.tokens();
         let downstream = match downstream_layer {
             Some(m) if m > layer => {
                 let down = self.sae(m)?;
                 let show = |f| if normalized { down.normalised_features(f) } else { f };
-                let before = read_f32(show(features::encode(&cached.acts, down, m).features)).await;
-                let after = read_f32(show(features::encode(&after, down, m).features)).await;
+                let before = read_f32(show(features::encode(&cached.acts, down, m).features)).await?;
+                let after = read_f32(show(features::encode(&after, down, m).features)).await?;
                 Some(Downstream {
                     layer: m,
                     before: SparseFeatures::from_dense(&before, down.d_sae),

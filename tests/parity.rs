@@ -153,7 +153,7 @@ fn larger_sizes_build_from_config_alone() {
 
 #[test]
 fn self_check_fails_on_random_weights_and_names_what_is_off() {
-    let check = pollster::block_on(plmscope::selfcheck::run(&t6_random(), &device()));
+    let check = pollster::block_on(plmscope::selfcheck::run(&t6_random(), &device())).expect("read back");
     assert!(!check.pass);
     assert_eq!(check.failures.len(), 12, "{:?}", check.failures);
     assert!(check.failures[0].starts_with("layer 1, residue 1, dim 0: "), "{}", check.failures[0]);

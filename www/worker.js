@@ -82,20 +82,33 @@ function installSae(layer, s) {
   return engine.loadSae(layer, s.kind, s.bytes, s.name, s.cfg, s.k);
 }
 
+// A panic inside the wasm's async code traps outside every awaited promise: it shows only as
+// this worker's error event. Running work is failed with it, so that withFallback sees it.
+const running = new Set();
+const failRunning = (error) => { for (const reject of running) reject(error); };
+addEventListener('error', (e) => failRunning(e.error ?? new Error(e.message)));
+addEventListener('unhandledrejection', (e) => failRunning(e.reason));
+const guarded = (work) => new Promise((resolve, reject) => {
+  running.add(reject);
+  work().then(resolve, reject).finally(() => running.delete(reject));
+});
+
 /** Runs `work`; if the GPU device was lost, moves everything to the CPU build and runs it again. */
 async function withFallback(work) {
   try {
-    return await work();
+    return await guarded(work);
   } catch (e) {
     // A lost device shows as a WebGPU error or as a trap inside the wasm (a RuntimeError).
     const lost = e instanceof WebAssembly.RuntimeError || /device|lost|gpu/i.test(String(e.message ?? e));
     if (backend !== 'webgpu' || !lost) throw e;
-    postMessage({ status: 'initiate', note: `the GPU failed (${e.message}); moving to the CPU build` });
+    const why = String(e.message ?? e).split('\n')[0];
+    postMessage({ status: 'initiate', note: `The GPU failed (${why}); moving to the CPU build…` });
     await start('cpu');
     if (modelLoad) installModel(modelLoad);
     for (const [layer, s] of saeLoads) installSae(layer, s);
     // The sequence the page shows, so that interventions find their cached pass again.
     if (lastFeatures) await engine.features(lastFeatures.fasta, lastFeatures.record, lastFeatures.layer, false, 64);
+    postMessage({ status: 'initiate', note: `The GPU failed (${why}); now on the CPU build with the same model, SAEs and sequence` });
     return await work();
   }
 }

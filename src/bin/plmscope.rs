@@ -133,7 +133,7 @@ fn load_sae(path: &Path, k: Option<usize>, d_model: usize, device: &Device) -> R
     Ok(sae)
 }
 
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, embed::DeviceError> {
     pollster::block_on(embed::read_f32(t))
 }
 
@@ -163,7 +163,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let model = load_model(&model, &device)?;
             let mut tensors = Vec::new();
             for (i, record) in records.iter().enumerate() {
-                let o = pollster::block_on(embed::run_record(&model, &record.tokens(), &device));
+                let o = pollster::block_on(embed::run_record(&model, &record.tokens(), &device))?;
                 let t = o.len();
                 tensors.push((format!("{i}.input_ids"), OutTensor::I64 { shape: vec![t], data: o.input_ids.clone() }));
                 tensors.push((
@@ -186,7 +186,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     f = sae.normalised_features(f);
                 }
                 let shape = f.dims().to_vec();
-                tensors.push((format!("{i}.features"), OutTensor::F32 { shape, data: host(f) }));
+                tensors.push((format!("{i}.features"), OutTensor::F32 { shape, data: host(f)? }));
             }
             write_out(&args.out, tensors)?;
             eprintln!("{} records, {} features at layer {} → {}", records.len(), sae.d_sae, args.layer, args.out.display());
@@ -208,8 +208,8 @@ fn run(cli: Cli) -> Result<(), Error> {
                 let hidden = Tensor::cat(hidden, 0); // [n_layers + 1, T, d]
                 let [_, t, v] = after.logits.dims();
                 let logits = after.logits.reshape([t, v]);
-                tensors.push((format!("{i}.hidden_states"), OutTensor::F32 { shape: hidden.dims().to_vec(), data: host(hidden) }));
-                tensors.push((format!("{i}.logits"), OutTensor::F32 { shape: vec![t, v], data: host(logits) }));
+                tensors.push((format!("{i}.hidden_states"), OutTensor::F32 { shape: hidden.dims().to_vec(), data: host(hidden)? }));
+                tensors.push((format!("{i}.logits"), OutTensor::F32 { shape: vec![t, v], data: host(logits)? }));
             }
             write_out(&args.out, tensors)?;
             eprintln!("{} records, {} edits at layer {} → {}", records.len(), edits.len(), args.layer, args.out.display());
@@ -278,20 +278,20 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
     let tokens = alphabet::parse_fasta(&seq)?[0].tokens();
     let batch = Batch::new(&[tokens], device);
     let forward = median_ms(repeats, || {
-        host(model.forward(&batch).logits);
+        host(model.forward(&batch).logits).expect("the CPU backend reads back");
     });
     let cache = model.forward(&batch);
     println!("| layer L | encode at L (ms) | intervention at L (ms) | ÷ full forward | blocks after L ÷ all blocks |");
     println!("|---|---|---|---|---|");
     for layer in 1..config.num_hidden_layers {
         let encode = median_ms(repeats, || {
-            host(features::encode(&cache, &sae, layer).features);
+            host(features::encode(&cache, &sae, layer).features).expect("the CPU backend reads back");
         });
         let encoded = features::encode(&cache, &sae, layer);
         let edits = [Edit { feature: 0, op: intervene::Op::Ablate, positions: None }];
         let t = median_ms(repeats, || {
             let after = intervene::intervene(&model, &sae, layer, &cache, &batch, &encoded, &edits).expect("valid edit");
-            host(after.logits);
+            host(after.logits).expect("the CPU backend reads back");
         });
         let share = (config.num_hidden_layers - layer) as f64 / config.num_hidden_layers as f64;
         println!("| {layer} | {encode:.1} | {t:.1} | {:.2} | {share:.2} |", t / forward);

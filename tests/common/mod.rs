@@ -107,9 +107,9 @@ pub async fn compare(model: &EsmModel, device: &Device, fx: &Fixture, names: &[&
     let out = model.forward(&batch);
     let d = out.hidden_states[0].dims()[2];
     let n_states = out.hidden_states.len();
-    let hidden = read_f32(Tensor::stack::<4>(out.hidden_states, 1)).await; // [b, L+1, T, d]
-    let residual = read_f32(out.residual_pre_ln.expect("full forward")).await; // [b, T, d]
-    let logits = read_f32(out.logits).await; // [b, T, V]
+    let hidden = read_f32(Tensor::stack::<4>(out.hidden_states, 1)).await.expect("read back"); // [b, L+1, T, d]
+    let residual = read_f32(out.residual_pre_ln.expect("full forward")).await.expect("read back"); // [b, T, d]
+    let logits = read_f32(out.logits).await.expect("read back"); // [b, T, V]
     let v = logits.len() / (names.len() * t_batch);
     let mut report = Vec::new();
     for (row, name) in names.iter().enumerate() {

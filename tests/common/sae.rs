@@ -142,30 +142,30 @@ pub async fn compare(case: &Case, device: &Device) -> SaeDiffs {
         let encoded = features::encode(&cache, &sae, case.layer);
         let f = encoded.features.clone();
         let want = fx.get(&format!("{key}.features"));
-        let got = read_f32(f.clone()).await;
+        let got = read_f32(f.clone()).await.expect("read back");
         d.features = d.features.max(max_abs_diff(&got, &want.data));
         if let Some(n) = fx.tensors.get(&format!("{key}.features_normalized")) {
-            d.features = d.features.max(max_abs_diff(&read_f32(sae.normalised_features(f)).await, &n.data));
+            d.features = d.features.max(max_abs_diff(&read_f32(sae.normalised_features(f)).await.expect("read back"), &n.data));
         }
 
         let after = intervene::intervene(&model, &sae, case.layer, &cache, &batch, &encoded, &edits(case.key, seq)).unwrap();
         let [_, t, v] = after.logits.dims();
-        let logits = read_f32(after.logits.clone().reshape([t, v])).await;
+        let logits = read_f32(after.logits.clone().reshape([t, v])).await.expect("read back");
         d.logits = d.logits.max(max_abs_diff(&logits, &fx.get(&format!("{key}.intervened_logits")).data));
         if let Some(h) = fx.tensors.get(&format!("{key}.intervened_hidden_states")) {
             let hidden: Vec<_> = (0..=model.n_layers())
                 .map(|l| if l < case.layer { cache.hidden(l).clone() } else { after.hidden(l).clone() })
                 .collect();
-            d.hidden = d.hidden.max(max_abs_diff(&read_f32(Tensor::cat(hidden, 0)).await, &h.data));
+            d.hidden = d.hidden.max(max_abs_diff(&read_f32(Tensor::cat(hidden, 0)).await.expect("read back"), &h.data));
         }
 
         // An empty intervention, and ablating a feature that never fires here, change nothing.
-        let plain = read_f32(cache.logits.clone()).await;
+        let plain = read_f32(cache.logits.clone()).await.expect("read back");
         let scale = plain.iter().fold(0f32, |m, x| m.max(x.abs()));
         let silent = (0..sae.d_sae).find(|&j| want.data.iter().skip(j).step_by(sae.d_sae).all(|&x| x == 0.0)).expect("a silent feature");
         for edits in [vec![], vec![Edit { feature: silent, op: Op::Ablate, positions: None }]] {
             let after = intervene::intervene(&model, &sae, case.layer, &cache, &batch, &encoded, &edits).unwrap();
-            d.no_op = d.no_op.max(max_abs_diff(&read_f32(after.logits).await, &plain) / scale);
+            d.no_op = d.no_op.max(max_abs_diff(&read_f32(after.logits).await.expect("read back"), &plain) / scale);
         }
     }
     d

@@ -74,11 +74,35 @@ after(() => { server.kill(); rmSync(work, { recursive: true, force: true }); });
 async function open(query, webgpu) {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: webgpu ? [...FLAGS, '--enable-unsafe-webgpu'] : FLAGS });
   const context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
+  if (webgpu) await canLoseDevice(context);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${base}${query}`);
   return { browser, page, errors };
+}
+
+/**
+ * Lets a test lose the worker's GPU device as a driver reset would: the page's workers are kept
+ * in `window.workers`, and the worker, sent 'lose-device', destroys the GPUDevice it created.
+ */
+async function canLoseDevice(context) {
+  await context.addInitScript(() => {
+    const Base = window.Worker;
+    window.workers = [];
+    window.Worker = class extends Base {
+      constructor(...args) { super(...args); window.workers.push(this); }
+    };
+  });
+  await context.route('**/www/worker.js', async (route) => {
+    const response = await route.fetch();
+    const hook = `let device = null;
+const requestDevice = GPUAdapter.prototype.requestDevice;
+GPUAdapter.prototype.requestDevice = async function (...a) { device = await requestDevice.apply(this, a); return device; };
+addEventListener('message', (e) => { if (e.data === 'lose-device') { e.stopImmediatePropagation(); device.destroy(); } });
+`;
+    await route.fulfill({ response, body: hook + await response.text() });
+  });
 }
 
 const waitText = (page, id, pattern, timeout = 300_000) => page.waitForFunction(
@@ -222,7 +246,7 @@ test('the circuit graph renders and a node click selects its feature', { timeout
   }
 });
 
-test('WebGPU build: the badge says so and features show', { timeout: 900_000 }, async () => {
+test('WebGPU build: the badge says so, features show, a lost device moves to the CPU keeping the page', { timeout: 900_000 }, async () => {
   const { browser, page, errors } = await open('?weights=random', true);
   try {
     await waitText(page, 'status', /Model ready/);
@@ -232,6 +256,19 @@ test('WebGPU build: the badge says so and features show', { timeout: 900_000 }, 
     await page.click('#run');
     await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
     await page.screenshot({ path: join(artifacts, 'webgpu.png'), fullPage: true });
+
+    // The device is lost; the next intervention runs on the CPU build with the same state.
+    const feature = await page.getAttribute('#feature-list li >> nth=0', 'data-feature');
+    await page.evaluate(() => window.workers[0].postMessage('lose-device'));
+    await page.selectOption('#op', 'ablate');
+    await page.click('#add-edit');
+    await page.waitForSelector('#delta .residue');
+    assert.equal(await page.textContent('#backend'), 'CPU (WebAssembly)');
+    assert.match(await page.textContent('#status'), /GPU failed \(the device failed while reading a result back: .*\); now on the CPU build/);
+    assert.match(await page.textContent('#summary'), /30 residues, layer 3, 10240 features/);
+    assert.equal(await page.locator('#delta .residue').count(), 30);
+    assert.equal(new URL(page.url()).searchParams.get('edits'), `ablate:${feature}`);
+    await page.screenshot({ path: join(artifacts, 'webgpu-lost.png'), fullPage: true });
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
