@@ -18,10 +18,11 @@
 //! tables, typed load errors) → [`esm`] (the model, one file per block) → [`embed`] (the
 //! per-record results the CLI and the page share). [`sae`] holds sparse autoencoders in one
 //! canonical form (their files are read in [`weights::sae`]); [`features`] encodes a sequence at
-//! a layer and [`intervene`] edits features and re-runs the layers after it. `web` is the only
-//! wasm-bindgen module.
+//! a layer and [`intervene`] edits features and re-runs the layers after it; [`analysis`] loops
+//! over both (probes, circuits, concept association). `web` is the only wasm-bindgen module.
 
 pub mod alphabet;
+pub mod analysis;
 pub mod embed;
 pub mod esm;
 pub mod features;

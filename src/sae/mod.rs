@@ -78,6 +78,24 @@ impl Sae {
         Encoded { features: self.activation.apply(pre), norm }
     }
 
+    /// The features at `columns` only, equal to those columns of `encode(x).features`.
+    /// ReLU and JumpReLU read just those columns of `W_enc`; top-k ranks every pre-activation,
+    /// so it encodes in full.
+    ///
+    /// # Shapes
+    /// - x: `[n, d_in]`, columns: `[k]` → `[n, k]`
+    pub fn encode_columns(&self, x: Tensor<2>, columns: Tensor<1, Int>) -> Tensor<2> {
+        let activation = match &self.activation {
+            Activation::TopK(_) => return self.encode(x).features.select(1, columns),
+            Activation::Relu => Activation::Relu,
+            Activation::JumpRelu(t) => Activation::JumpRelu(t.clone().select(0, columns.clone())),
+        };
+        let (xn, _) = self.normalise(x);
+        let centred = if self.apply_b_dec_to_input { xn - self.b_dec.clone().unsqueeze() } else { xn };
+        let w = self.w_enc.clone().select(1, columns.clone()); // [d_in, k]
+        activation.apply(centred.matmul(w) + self.b_enc.clone().select(0, columns).unsqueeze())
+    }
+
     /// `x̂` from (possibly edited) features. `[n, d_sae]` → `[n, d_in]`.
     pub fn decode(&self, features: Tensor<2>, norm: &TokenNorm) -> Tensor<2> {
         let x = features.matmul(self.w_dec.clone()) + self.b_dec.clone().unsqueeze();

@@ -16,6 +16,7 @@ macro_rules! say {
     }};
 }
 
+pub mod planted;
 pub mod sae;
 
 use std::collections::BTreeMap;

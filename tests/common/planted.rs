@@ -1,0 +1,133 @@
+//! The planted case: the tiny random ESM-2, a concept defined by a direction u of its hidden
+//! state 1 (residues whose projection on u is in the top quarter), and an SAE at layer 1 whose
+//! feature PLANTED reads u: f = α·(⟨h, u⟩ − threshold)₊ with decoder row u / α, so that it fires
+//! exactly on the concept and ablating it pulls those residues back to the threshold. Its other
+//! features are random.
+
+use burn::prelude::*;
+use plmscope::analysis::labels::{Annotated, Segment};
+use plmscope::embed::read_f32;
+use plmscope::esm::{Batch, EsmModel};
+use plmscope::features;
+use plmscope::sae::{Activation, InputNorm, Sae, SaeFormat};
+use plmscope::weights;
+
+use super::TINY_CONFIG;
+use super::TINY_SAFETENSORS;
+
+pub const LAYER: usize = 1;
+pub const PLANTED: usize = 5;
+pub const D_SAE: usize = 32;
+pub const CONCEPT: &str = "Planted";
+
+/// Deterministic numbers in [0, 1) (splitmix64).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    pub fn normal(&mut self) -> f32 {
+        let (a, b) = (self.next().max(1e-7), self.next());
+        (-2.0 * a.ln()).sqrt() * (std::f32::consts::TAU * b).cos()
+    }
+}
+
+pub struct Planted {
+    pub model: EsmModel,
+    pub proteins: Vec<Annotated>,
+    /// The SAE at layer 1 with the planted feature, and a random one at layer 2.
+    pub saes: Vec<(usize, Sae)>,
+}
+
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+fn random_sae(rng: &mut Rng, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let w_enc = (0..d * D_SAE).map(|_| rng.normal() / (d as f32).sqrt()).collect();
+    let b_enc = (0..D_SAE).map(|_| -0.5 * rng.next()).collect();
+    let w_dec = (0..D_SAE * d).map(|_| 0.1 * rng.normal() / (d as f32).sqrt()).collect();
+    (w_enc, b_enc, w_dec)
+}
+
+fn sae(w_enc: Vec<f32>, b_enc: Vec<f32>, w_dec: Vec<f32>, d: usize, device: &Device) -> Sae {
+    Sae {
+        w_enc: tensor(w_enc, [d, D_SAE], device),
+        b_enc: tensor(b_enc, [D_SAE], device),
+        w_dec: tensor(w_dec, [D_SAE, d], device),
+        b_dec: Tensor::zeros([d], device),
+        apply_b_dec_to_input: false,
+        activation: Activation::Relu,
+        norm: InputNorm::None,
+        rescale: None,
+        format: SaeFormat::InterPlm,
+        d_in: d,
+        d_sae: D_SAE,
+    }
+}
+
+pub async fn planted(proteins: usize, length: usize, device: &Device) -> Planted {
+    let model = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, device).unwrap().1;
+    let d = model.d_model();
+    let mut rng = Rng(0x91A7_7ED0);
+    let aa = b"ACDEFGHIKLMNPQRSTVWY";
+    let sequences: Vec<String> =
+        (0..proteins).map(|_| (0..length).map(|_| aa[(rng.next() * 20.0) as usize % 20] as char).collect()).collect();
+    let mut u: Vec<f32> = (0..d).map(|_| rng.normal()).collect();
+    let norm = u.iter().map(|x| x * x).sum::<f32>().sqrt();
+    u.iter_mut().for_each(|x| *x /= norm);
+
+    // ⟨h, u⟩ at every residue.
+    let u_t = tensor(u.clone(), [d, 1], device);
+    let mut projections = Vec::new();
+    for s in &sequences {
+        let tokens = plmscope::alphabet::parse_fasta(s).unwrap()[0].tokens();
+        let acts = model.forward(&Batch::new(&[tokens], device));
+        projections.push(read_f32(features::residues(&acts, LAYER).matmul(u_t.clone())).await.unwrap());
+    }
+    let mut all: Vec<f32> = projections.concat();
+    all.sort_by(f32::total_cmp);
+    let threshold = all[all.len() * 3 / 4];
+    let mean = all.iter().sum::<f32>() / all.len() as f32;
+    let spread = (all.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / all.len() as f32).sqrt();
+    let alpha = 1.0 / spread;
+
+    let proteins = sequences
+        .into_iter()
+        .zip(&projections)
+        .enumerate()
+        .map(|(i, (sequence, p))| {
+            let mut segments = Vec::new();
+            let mut r = 0;
+            while r < p.len() {
+                if p[r] > threshold {
+                    let start = r;
+                    while r < p.len() && p[r] > threshold {
+                        r += 1;
+                    }
+                    segments.push(Segment { concept: CONCEPT.into(), start: start + 1, end: r });
+                } else {
+                    r += 1;
+                }
+            }
+            Annotated { accession: format!("P{i:03}"), sequence, segments }
+        })
+        .collect();
+
+    let (mut w_enc, mut b_enc, mut w_dec) = random_sae(&mut rng, d);
+    for (i, &ui) in u.iter().enumerate() {
+        w_enc[i * D_SAE + PLANTED] = alpha * ui;
+        w_dec[PLANTED * d + i] = ui / alpha;
+    }
+    b_enc[PLANTED] = -alpha * threshold;
+    let first = sae(w_enc, b_enc, w_dec, d, device);
+    let (w_enc, b_enc, w_dec) = random_sae(&mut rng, d);
+    let second = sae(w_enc, b_enc, w_dec, d, device);
+    Planted { model, proteins, saes: vec![(LAYER, first), (2, second)] }
+}
