@@ -176,3 +176,69 @@ fn intervene_refuses_a_feature_the_sae_lacks() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("record 1 (p): feature 500 does not exist: the SAE has features 0..128"), "{stderr}");
 }
+
+/// `probe`, `circuit` and `concepts` on the tiny model and its two InterPLM SAEs, with labels in
+/// UniProt's JSON: the circuit equals the library's for the same inputs.
+#[test]
+fn probe_circuit_and_concepts_from_files() {
+    use plmscope::analysis::circuit::{CircuitOptions, CircuitRun, Graph};
+    use plmscope::analysis::{labels, probe::Probe};
+    let dir = scratch("circuit");
+    let fx = Fixture::read(TINY_OUTPUTS);
+    let entries: Vec<serde_json::Value> = ALONE
+        .iter()
+        .cycle()
+        .take(10)
+        .enumerate()
+        .map(|(i, n)| {
+            let seq = fx.sequences[*n].replace("<mask>", "A");
+            let end = (seq.len() / 2).max(2);
+            serde_json::json!({"primaryAccession": format!("T{i}"), "sequence": {"value": seq},
+                "features": [{"type": "Transmembrane", "location": {"start": {"value": 1 + i % 2}, "end": {"value": end}}}]})
+        })
+        .collect();
+    let labels_path = dir.join("uniprot.json");
+    std::fs::write(&labels_path, serde_json::json!({ "results": entries }).to_string()).unwrap();
+    let (model, l1, l2) = (fixture_dir("tiny"), fixture_dir("sae/interplm_tiny_l1.pt"), fixture_dir("sae/interplm_tiny_l2.pt"));
+    let path = |name: &str| dir.join(name).display().to_string();
+    let labels_arg = labels_path.display().to_string();
+
+    let run = plmscope(&["probe", "--model", &model, "--labels", &labels_arg, "--concept", "Transmembrane", "--layer", "2", "--out", &path("probe.json")]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("held out: "), "{}", String::from_utf8_lossy(&run.stderr));
+    let probe = Probe::from_json(&std::fs::read_to_string(path("probe.json")).unwrap()).unwrap();
+
+    let (sae1, sae2) = (format!("1={l1}"), format!("2={l2}"));
+    let args = ["circuit", "--model", &model, "--proteins", &labels_arg, "--sae", &sae1, "--sae", &sae2, "--probe", &path("probe.json"), "--top-n", "6", "--edges-per-feature", "3", "--out", &path("graph.json")];
+    let run = plmscope(&args);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let graph: Graph = serde_json::from_str(&std::fs::read_to_string(path("graph.json")).unwrap()).unwrap();
+    assert_eq!(graph.nodes.len(), 1 + 12);
+    assert_eq!(graph.edges.iter().filter(|e| e.kind == "feat->behavior").count(), 12);
+    assert_eq!(graph.edges.iter().filter(|e| e.kind == "feat->feat").count(), 6 * 3);
+
+    // The same circuit from the library.
+    let device = burn::prelude::Device::flex();
+    let tiny = plmscope::weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device).unwrap().1;
+    let load = |p: &str| plmscope::weights::sae::load(plmscope::weights::sae::SaeSource::Pt { bytes: &std::fs::read(p).unwrap(), name: p, k: None }, 64, &device).unwrap();
+    let saes = vec![(1, load(&l1)), (2, load(&l2))];
+    let proteins = labels::read(&std::fs::read_to_string(&labels_path).unwrap()).unwrap().proteins;
+    let options = CircuitOptions { layers: vec![1, 2], top_n: 6, edges_per_feature: 3, batch: 8, model_name: model.clone() };
+    let mut lib = CircuitRun::new(&tiny, &saes, Some(&probe), &proteins, options).unwrap();
+    while !lib.finished() {
+        pollster::block_on(lib.step(&tiny, &saes, Some(&probe))).unwrap();
+    }
+    assert!(lib.graph(&saes, Some(&probe)) == graph, "the CLI's circuit is the library's");
+
+    let run = plmscope(&["concepts", "--model", &model, "--labels", &labels_arg, "--sae", &l1, "--layer", "1", "--out", &path("concepts.json")]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let table: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("concepts.json")).unwrap()).unwrap();
+    assert_eq!(table["concepts"][0]["concept"], "Transmembrane");
+    assert_eq!(table["concepts"][0]["domains"], 10);
+
+    // Bad input names what was wrong.
+    let run = plmscope(&["circuit", "--model", &model, "--proteins", &labels_arg, "--sae", &l1, "--out", &path("x.json")]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("is not LAYER=PATH"), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = plmscope(&["circuit", "--model", &model, "--proteins", &labels_arg, "--sae", &sae1, "--probe", &labels_arg, "--out", &path("x.json")]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not a probe: missing field `format`"), "{}", String::from_utf8_lossy(&run.stderr));
+}

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
+use plmscope::analysis::circuit::{CircuitOptions, CircuitRun};
+use plmscope::analysis::labels::{self, Annotated};
+use plmscope::analysis::probe::{self, Probe, ProbeInput, TrainOptions};
+use plmscope::analysis::concepts;
 use plmscope::esm::{Batch, EsmConfig, EsmModel};
 use plmscope::intervene::{self, Edit};
 use plmscope::sae::Sae;
@@ -71,6 +75,67 @@ enum Command {
         #[arg(long, default_value_t = 9)]
         repeats: usize,
     },
+    /// Trains a per-residue logistic-regression probe for a concept and writes it as JSON.
+    ///
+    /// Prints held-out precision, recall, F1 and AUROC (every fifth protein is held out).
+    Probe {
+        #[command(flatten)]
+        data: LabelArgs,
+        /// The concept: a UniProt feature type ("Transmembrane", "Signal", "Binding site", …).
+        #[arg(long)]
+        concept: String,
+        #[arg(long)]
+        layer: usize,
+        /// Read SAE features at LAYER (this SAE's) instead of the residual stream.
+        #[arg(long)]
+        sae: Option<PathBuf>,
+        #[arg(long)]
+        k: Option<usize>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A circuit by ablation, written in the seed explorer's graph JSON.
+    Circuit {
+        /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
+        #[arg(long)]
+        model: PathBuf,
+        /// FASTA, UniProt JSON or the explorer's features JSON.
+        #[arg(long)]
+        proteins: PathBuf,
+        /// LAYER=PATH, one per circuit layer.
+        #[arg(long = "sae", required = true, value_parser = parse_layer_path)]
+        saes: Vec<(usize, PathBuf)>,
+        /// A probe from `plmscope probe`: adds feature → behavior edges.
+        #[arg(long)]
+        probe: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        top_n: usize,
+        #[arg(long, default_value_t = 10)]
+        edges_per_feature: usize,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Each SAE feature against each concept of annotated proteins (F1 per InterPLM, 1-D
+    /// logistic regression per InterProt); writes the ranked table as JSON.
+    Concepts {
+        #[command(flatten)]
+        data: LabelArgs,
+        #[arg(long)]
+        sae: PathBuf,
+        #[arg(long)]
+        k: Option<usize>,
+        #[arg(long)]
+        layer: usize,
+        /// Concepts to test (repeat); every concept of the file when absent.
+        #[arg(long = "concept")]
+        concepts: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Writes a hub-format model folder with deterministic random weights of a given
     /// architecture (the same bits as tests/reference/generate_esm.py): for offline demos and tests.
     RandomModel {
@@ -102,6 +167,21 @@ struct SaeArgs {
     /// k of a top-k SAE whose file does not say it.
     #[arg(long)]
     k: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct LabelArgs {
+    /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
+    #[arg(long)]
+    model: PathBuf,
+    /// UniProt REST JSON (an entry or a search's results) or the explorer's features JSON.
+    #[arg(long)]
+    labels: PathBuf,
+}
+
+fn parse_layer_path(s: &str) -> Result<(usize, PathBuf), String> {
+    let (l, p) = s.split_once('=').ok_or_else(|| format!("\"{s}\" is not LAYER=PATH"))?;
+    Ok((l.parse().map_err(|_| format!("\"{l}\" is not a layer number"))?, PathBuf::from(p)))
 }
 
 type Error = Box<dyn std::error::Error>;
@@ -140,6 +220,29 @@ fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, embed::DeviceError> {
 fn read_fasta(path: &Path) -> Result<Vec<alphabet::Record>, Error> {
     let text = String::from_utf8(read(path)?).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
     Ok(alphabet::parse_fasta(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+fn read_labels(path: &Path) -> Result<Vec<Annotated>, Error> {
+    let text = String::from_utf8(read(path)?).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    let labelled = labels::read(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for s in &labelled.skipped {
+        eprintln!("skipped {s}");
+    }
+    Ok(labelled.proteins)
+}
+
+/// Proteins from FASTA (no annotations) or from an annotation file.
+fn read_proteins(path: &Path) -> Result<Vec<Annotated>, Error> {
+    let text = String::from_utf8(read(path)?).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        return read_labels(path);
+    }
+    let records = alphabet::parse_fasta(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(records.into_iter().enumerate().map(|(i, r)| Annotated { accession: if r.header.is_empty() { format!("record {}", i + 1) } else { r.header.clone() }, sequence: r.sequence(), segments: vec![] }).collect())
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), Error> {
+    std::fs::write(path, serde_json::to_string_pretty(value)?).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }
 
 fn write_out(path: &Path, tensors: Vec<(String, OutTensor)>) -> Result<(), Error> {
@@ -215,6 +318,61 @@ fn run(cli: Cli) -> Result<(), Error> {
             eprintln!("{} records, {} edits at layer {} → {}", records.len(), edits.len(), args.layer, args.out.display());
         }
         Command::Bench { residues, d_sae, repeats } => bench(residues, d_sae, repeats, &device)?,
+        Command::Probe { data, concept, layer, sae, k, out } => {
+            let proteins = read_labels(&data.labels)?;
+            let model = load_model(&data.model, &device)?;
+            let sae = sae.map(|p| load_sae(&p, k, model.d_model(), &device)).transpose()?;
+            let input = if sae.is_some() { ProbeInput::Features } else { ProbeInput::Residual };
+            let probe = pollster::block_on(probe::train(&model, sae.as_ref(), &proteins, &concept, layer, input, TrainOptions::default()))?;
+            let show = |m: &probe::Metrics| {
+                let f = |v: Option<f32>| v.map_or("–".into(), |v| format!("{v:.3}"));
+                format!("{} residues ({} in {concept}): precision {}, recall {}, F1 {}, AUROC {}", m.residues, m.positives, f(m.precision), f(m.recall), f(m.f1), f(m.auroc))
+            };
+            eprintln!("train: {}", show(&probe.train));
+            match &probe.held_out {
+                Some(m) => eprintln!("held out: {}", show(m)),
+                None => eprintln!("held out: none (fewer than 5 proteins)"),
+            }
+            write_json(&out, &probe)?;
+        }
+        Command::Circuit { model, proteins, saes, probe, top_n, edges_per_feature, batch, out } => {
+            let proteins = read_proteins(&proteins)?;
+            let name = model.display().to_string();
+            let model = load_model(&model, &device)?;
+            let mut loaded = Vec::new();
+            for (l, p) in &saes {
+                loaded.push((*l, load_sae(p, None, model.d_model(), &device)?));
+            }
+            let probe = match probe {
+                Some(p) => Some(Probe::from_json(&String::from_utf8_lossy(&read(&p)?)).map_err(|e| format!("{}: {e}", p.display()))?),
+                None => None,
+            };
+            let mut layers: Vec<usize> = saes.iter().map(|(l, _)| *l).collect();
+            layers.sort_unstable();
+            let options = CircuitOptions { layers, top_n, edges_per_feature, batch, model_name: name };
+            let mut run = CircuitRun::new(&model, &loaded, probe.as_ref(), &proteins, options)?;
+            let start = std::time::Instant::now();
+            while !run.finished() {
+                let p = pollster::block_on(run.step(&model, &loaded, probe.as_ref()))?;
+                if p.done % (p.total / 20).max(1) == 0 {
+                    eprintln!("step {}/{}", p.done, p.total);
+                }
+            }
+            eprintln!("circuit in {:.1} s", start.elapsed().as_secs_f64());
+            write_json(&out, &run.graph(&loaded, probe.as_ref()))?;
+        }
+        Command::Concepts { data, sae, k, layer, concepts, top, out } => {
+            let proteins = read_labels(&data.labels)?;
+            let model = load_model(&data.model, &device)?;
+            let sae = load_sae(&sae, k, model.d_model(), &device)?;
+            let concepts = if concepts.is_empty() { labels::concepts(&proteins).into_iter().map(|(c, _)| c).collect() } else { concepts };
+            let table = pollster::block_on(concepts::associate(&model, &sae, layer, &proteins, &concepts, top))?;
+            for row in &table.concepts {
+                let best = row.top.first().map_or("no feature fires in it".into(), |a| format!("best feature {} (F1 {:.3} at {}, R² {:.3})", a.feature, a.f1, a.threshold, a.logistic_r2));
+                eprintln!("{}: {} domains, {} residues; {best}", row.concept, row.domains, row.residues);
+            }
+            write_json(&out, &table)?;
+        }
         Command::RandomModel { config, seed, out } => {
             let config = match config {
                 Some(p) => EsmConfig::from_json(&String::from_utf8(read(&p)?)?)?,
