@@ -8,6 +8,10 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::alphabet::{self, Record};
+use crate::analysis::circuit::{CircuitOptions, CircuitRun};
+use crate::analysis::labels::{self, Annotated};
+use crate::analysis::probe::{self, Probe, ProbeInput, TrainOptions};
+use crate::analysis::concepts;
 use crate::embed::{self, read_f32, ResiduePrediction};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
 use crate::features::{self, Reconstruction, SparseFeatures};
@@ -52,6 +56,10 @@ pub struct Plmscope {
     saes: Vec<(usize, Sae)>,
     /// The last sequence run, kept so that interventions re-run only the layers after theirs.
     cached: Option<Cached>,
+    /// Annotated proteins for probes, circuits and concepts.
+    labels: Vec<Annotated>,
+    probe: Option<Probe>,
+    circuit: Option<CircuitRun>,
 }
 
 struct Cached {
@@ -99,7 +107,7 @@ impl Plmscope {
             "cpu" => Device::flex(),
             other => return Err(js_err(format!("backend \"{other}\" is not in this build (it has {:?})", compiled_backends()))),
         };
-        Ok(Plmscope { device, backend, model: None, random_weights: false, saes: Vec::new(), cached: None })
+        Ok(Plmscope { device, backend, model: None, random_weights: false, saes: Vec::new(), cached: None, labels: Vec::new(), probe: None, circuit: None })
     }
 
     /// Loads a hub model: `config.json` text and `model.safetensors` bytes.
@@ -283,6 +291,97 @@ impl Plmscope {
         };
         serde_wasm_bindgen::to_value(&out).map_err(js_err)
     }
+}
+
+/// Probes, circuits and concepts over annotated proteins.
+#[wasm_bindgen]
+impl Plmscope {
+    /// Reads annotated proteins (UniProt REST JSON or the explorer's features JSON), replacing
+    /// those held; `max` keeps the first ones only.
+    #[wasm_bindgen(js_name = loadLabels)]
+    pub fn load_labels(&mut self, text: &str, max: Option<usize>) -> Result<JsValue, JsError> {
+        let mut read = labels::read(text).map_err(js_err)?;
+        read.proteins.truncate(max.unwrap_or(usize::MAX));
+        let out = LabelsInfo { proteins: read.proteins.len(), concepts: labels::concepts(&read.proteins), skipped: read.skipped };
+        self.labels = read.proteins;
+        serde_wasm_bindgen::to_value(&out).map_err(js_err)
+    }
+
+    /// Trains a probe for `concept` at `layer` on the held proteins (`input`: "residual" or
+    /// "features", the latter with that layer's SAE) and keeps it for circuits.
+    #[wasm_bindgen(js_name = trainProbe)]
+    pub async fn train_probe(&mut self, concept: String, layer: usize, input: String) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let input = match input.as_str() {
+            "residual" => ProbeInput::Residual,
+            "features" => ProbeInput::Features,
+            other => return Err(js_err(format!("probe input \"{other}\" is not residual or features"))),
+        };
+        let sae = match input {
+            ProbeInput::Features => Some(self.sae(layer)?),
+            ProbeInput::Residual => None,
+        };
+        let p = probe::train(model, sae, &self.labels, &concept, layer, input, TrainOptions::default()).await.map_err(js_err)?;
+        let out = serde_wasm_bindgen::to_value(&p).map_err(js_err);
+        self.probe = Some(p);
+        out
+    }
+
+    /// Keeps a saved probe (its JSON text).
+    #[wasm_bindgen(js_name = loadProbe)]
+    pub fn load_probe(&mut self, json: &str) -> Result<JsValue, JsError> {
+        let p = Probe::from_json(json).map_err(js_err)?;
+        let out = serde_wasm_bindgen::to_value(&p).map_err(js_err);
+        self.probe = Some(p);
+        out
+    }
+
+    /// Starts a circuit over the held proteins: `options` is `{layers, topN, edgesPerFeature,
+    /// batch, modelName}`; the kept probe (when `use_probe`) adds feature → behavior edges.
+    /// Returns the progress; `circuitStep` advances it.
+    #[wasm_bindgen(js_name = circuitStart)]
+    pub fn circuit_start(&mut self, options: JsValue, use_probe: bool) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let options: CircuitOptions = serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("circuit options: {e}")))?;
+        let probe = if use_probe { Some(self.probe.as_ref().ok_or_else(|| js_err("train or load a probe first"))?) } else { None };
+        let run = CircuitRun::new(model, &self.saes, probe, &self.labels, options).map_err(js_err)?;
+        let progress = run.progress();
+        self.circuit = Some(run);
+        serde_wasm_bindgen::to_value(&progress).map_err(js_err)
+    }
+
+    /// Runs the circuit's next step; returns `{done, total}`.
+    #[wasm_bindgen(js_name = circuitStep)]
+    pub async fn circuit_step(&mut self, use_probe: bool) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let run = self.circuit.as_mut().ok_or_else(|| js_err("no circuit is running"))?;
+        let probe = if use_probe { self.probe.as_ref() } else { None };
+        let progress = run.step(model, &self.saes, probe).await.map_err(js_err)?;
+        serde_wasm_bindgen::to_value(&progress).map_err(js_err)
+    }
+
+    /// The circuit in the seed explorer's graph schema.
+    #[wasm_bindgen(js_name = circuitGraph)]
+    pub fn circuit_graph(&self, use_probe: bool) -> Result<JsValue, JsError> {
+        let run = self.circuit.as_ref().ok_or_else(|| js_err("no circuit has run"))?;
+        let probe = if use_probe { self.probe.as_ref() } else { None };
+        let graph = run.graph(&self.saes, probe);
+        graph.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+    }
+
+    /// Each feature of the SAE at `layer` against `concepts` of the held proteins.
+    pub async fn concepts(&self, layer: usize, concepts: Vec<String>, top: usize) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let table = concepts::associate(model, self.sae(layer)?, layer, &self.labels, &concepts, top).await.map_err(js_err)?;
+        serde_wasm_bindgen::to_value(&table).map_err(js_err)
+    }
+}
+
+#[derive(Serialize)]
+struct LabelsInfo {
+    proteins: usize,
+    concepts: Vec<(String, usize)>,
+    skipped: Vec<String>,
 }
 
 fn top(values: &[f32], n: usize) -> Vec<(usize, f32)> {

@@ -6,6 +6,7 @@ import { state, readUrl, writeUrl, parsePositions, editToText } from './state.js
 import { drawHeatmap, matrix } from './views/heatmap.js';
 import { drawPredictions, drawDelta } from './views/predictions.js';
 import { createGraphView, validateGraph } from './views/graph.js';
+import { createAnalysis } from './views/analysis.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
@@ -24,6 +25,7 @@ const engine = createEngine({
     $('backend').className = `badge ${d.backend}`;
   },
   progress: (d) => {
+    if (d.task === 'circuit') { analysis.onProgress(d); return; }
     const p = $('progress');
     p.hidden = false;
     p.max = d.total;
@@ -41,6 +43,7 @@ const engine = createEngine({
     showWeightsNote();
     showSelfCheck(info.selfCheck);
     fillLayerPickers(info.nLayers);
+    analysis.fillLayers(info.nLayers);
     loadSae(state.layer);
   },
   'sae-ready': ({ info }) => {
@@ -288,6 +291,7 @@ function renderFeaturePanel() {
     return r;
   }));
   $('edits').replaceChildren(...state.edits.map((e) => el('li', editToText(e))));
+  $('feature-concepts').textContent = analysis.conceptsOf(f.layer, state.feature);
   renderDownstream();
 }
 
@@ -418,15 +422,16 @@ async function loadGraph(name) {
   }
 }
 
+/** Shows `feature` of `layer` in the sequence views, changing layer when needed. */
+function goToFeature(layer, feature) {
+  state.feature = feature;
+  if (layer !== state.layer && layer <= $('layer').options.length) { $('layer').value = String(layer); changeLayer(layer).then(() => selectFeature(feature)); }
+  else if (view.features) selectFeature(feature);
+  else writeUrl();
+}
+
 function showGraph(name) {
-  graph ??= createGraphView($('graph'), {
-    details: $('graph-details'),
-    onFeature: (layer, feature) => {
-      state.feature = feature;
-      if (layer !== state.layer && layer <= 6) { $('layer').value = String(layer); changeLayer(layer).then(() => selectFeature(feature)); }
-      else if (view.features) selectFeature(feature);
-    },
-  });
+  graph ??= createGraphView($('graph'), { details: $('graph-details'), onFeature: goToFeature });
   const g = graphs[name];
   const shown = graph.show(g.graph, g.features, { minWeight: Number($('min-weight').value) || 0, maxEdges: Number($('max-edges').value) || 8 });
   $('graph-status').textContent = `${name}: ${shown.nodes} nodes, ${shown.edges} edges shown (of ${g.graph.edges.length})`;
@@ -444,6 +449,20 @@ $('graph-file').addEventListener('change', async (e) => {
   } catch (err) {
     $('graph-status').textContent = `${file.name} is not a circuit graph: ${err.message}`;
   }
+});
+
+// Live circuits open in the same view as the seed's graphs.
+const analysis = createAnalysis({
+  engine,
+  seedFeaturesUrl: new URL('features_tm.json', graphBase.endsWith('/') ? graphBase : `${graphBase}/`).href,
+  onFeature: goToFeature,
+  onGraph: (g) => {
+    graphs.live = { graph: validateGraph(g), features: null };
+    const option = $('graph-choice').querySelector('option[value="live"]');
+    option.hidden = false;
+    $('graph-choice').value = 'live';
+    showGraph('live');
+  },
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ let backend = null;
 let modelLoad = null;
 const saeLoads = new Map();
 let lastFeatures = null;
+// Annotated proteins and the probe, kept as text so that the CPU build can take them over too.
+let labelsLoad = null;
+let probeJson = null;
+let cancelled = false;
 
 async function start(wanted) {
   // Load only the wasm that will run: the WebGPU build when an adapter exists, else the CPU one.
@@ -107,11 +111,32 @@ async function withFallback(work) {
     if (modelLoad) installModel(modelLoad);
     for (const [layer, s] of saeLoads) installSae(layer, s);
     // The sequence the page shows, so that interventions find their cached pass again.
+    if (labelsLoad) engine.loadLabels(labelsLoad.text, labelsLoad.max);
+    if (probeJson) engine.loadProbe(probeJson);
     if (lastFeatures) await engine.features(lastFeatures.fasta, lastFeatures.record, lastFeatures.layer, false, 64);
     postMessage({ status: 'initiate', note: `The GPU failed (${why}); now on the CPU build with the same model, SAEs and sequence` });
     return await work();
   }
 }
+
+/**
+ * Loads the SAE of `layer` from where the others came from (the hub or the random demo), unless
+ * it is there already: circuits and concepts may need layers the page has not shown.
+ */
+async function ensureSae(layer) {
+  if (saeLoads.has(layer)) return;
+  const last = [...saeLoads.values()].at(-1);
+  if (last && last.kind !== 'random' && !last.hub) {
+    throw new Error(`no SAE is loaded for layer ${layer}: choose layer ${layer} and drop its SAE file`);
+  }
+  const s = await saeBytes(layer, last?.hub ? { kind: 'hub', hub: last.hub } : { kind: 'random' });
+  s.hub = last?.hub;
+  installSae(layer, s);
+  saeLoads.set(layer, s);
+}
+
+// Lets a 'cancel' message in between two steps of a long run.
+const yieldToMessages = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 const handlers = {
   async 'load-model'({ source, backend: wanted }) {
@@ -130,6 +155,7 @@ const handlers = {
   },
   async 'load-sae'({ layer, source }) {
     const s = await saeBytes(layer, source);
+    if (source.kind === 'hub') s.hub = source.hub ?? HUB;
     const info = installSae(layer, s);
     saeLoads.set(layer, s);
     info.random = s.kind === 'random';
@@ -140,6 +166,39 @@ const handlers = {
     const result = await withFallback(() => engine.features(fasta, record, layer, false, 64));
     lastFeatures = { fasta, record, layer };
     return result;
+  },
+  'load-labels'({ text, max }) {
+    const info = engine.loadLabels(text, max);
+    labelsLoad = { text, max };
+    return info;
+  },
+  async 'train-probe'({ concept, layer, input }) {
+    if (input === 'features') await ensureSae(layer);
+    const probe = await withFallback(() => engine.trainProbe(concept, layer, input));
+    probeJson = JSON.stringify(probe);
+    return probe;
+  },
+  'load-probe'({ text }) {
+    const probe = engine.loadProbe(text);
+    probeJson = text;
+    return probe;
+  },
+  async circuit({ options, useProbe }) {
+    for (const layer of options.layers) await ensureSae(layer);
+    cancelled = false;
+    let p = engine.circuitStart(options, useProbe);
+    while (p.done < p.total) {
+      await yieldToMessages();
+      if (cancelled) throw new Error(`cancelled after ${p.done} of ${p.total} steps`);
+      p = await withFallback(() => engine.circuitStep(useProbe));
+      postMessage({ status: 'progress', task: 'circuit', loaded: p.done, total: p.total });
+    }
+    return engine.circuitGraph(useProbe);
+  },
+  cancel() { cancelled = true; },
+  async concepts({ layer, concepts, top }) {
+    await ensureSae(layer);
+    return withFallback(() => engine.concepts(layer, concepts, top));
   },
   layer: ({ layer }) => withFallback(() => engine.cachedFeatures(layer, false, 64)),
   intervene: ({ layer, edits, downstream }) =>
