@@ -274,3 +274,63 @@ test('WebGPU build: the badge says so, features show, a lost device moves to the
     await browser.close();
   }
 });
+
+test('probes, a live circuit in the graph view (cancel, save, reload) and the concept table', { timeout: 900_000, skip: !existsSync(explorerData) && 'no seed explorer data beside the repo' }, async () => {
+  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  try {
+    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+    await page.fill('#labels-max', '12');
+    await page.click('#labels-seed');
+    await waitText(page, 'labels-status', /^12 proteins from the seed explorer's TM examples; annotated concepts: Transmembrane \(\d+\)/);
+
+    await page.selectOption('#probe-layer', '4');
+    await page.click('#probe-train');
+    await waitText(page, 'probe-status', /Probe for Transmembrane at layer 4 \(residual\): held out .*; train precision [0-9.]+, recall [0-9.]+, F1 [0-9.]+, AUROC [0-9.]+/);
+
+    // A long run stops when asked and leaves nothing half-drawn.
+    await page.fill('#circuit-layers', '2,5');
+    await page.fill('#circuit-top', '20');
+    await page.click('#circuit-run');
+    await waitText(page, 'circuit-status', /Circuit: step \d+ of \d+/);
+    await page.click('#circuit-cancel');
+    await waitText(page, 'analysis-error', /cancelled after \d+ of \d+ steps/);
+    assert.equal(await page.locator('#graph-choice option[value="live"]').isHidden(), true);
+
+    await page.fill('#circuit-top', '2');
+    await page.fill('#min-weight', '0'); // live weights have their own scale: show every edge
+    await page.click('#circuit-run');
+    await waitText(page, 'circuit-status', /Circuit over layers 2, 5: 5 nodes, \d+ edges/);
+    await waitText(page, 'graph-status', /^live: 5 nodes/);
+    assert.equal(await page.inputValue('#graph-choice'), 'live');
+    const ids = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.nodes().map((n) => n.id()).sort());
+    assert.ok(ids.includes('behavior:tm') && ids.filter((i) => /^L[25]:F\d+$/.test(i)).length === 4, ids.join());
+    // Saved, then dropped back on the page: the same graph.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#circuit-save')]);
+    const saved = join(work, 'live.json');
+    await download.saveAs(saved);
+    const graphJson = JSON.parse(readFileSync(saved, 'utf8'));
+    assert.equal(graphJson.meta.behavior, 'tm');
+    assert.deepEqual(graphJson.meta.sae_layers, [2, 5]);
+    await page.setInputFiles('#graph-file', saved);
+    await waitText(page, 'graph-status', /^dropped: 5 nodes/);
+    const dropped = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.nodes().map((n) => n.id()).sort());
+    assert.deepEqual(dropped, ids);
+    await page.screenshot({ path: join(artifacts, 'live-circuit.png'), fullPage: true });
+
+    await page.selectOption('#concepts-layer', '3');
+    await page.click('#concepts-run');
+    await waitText(page, 'concepts-status', /10240 features at layer 3 against 1 concepts over 12 proteins/);
+    const first = page.locator('#concepts-table button').first();
+    const feature = await first.textContent();
+    await page.fill('#sequence', SEQUENCE);
+    await page.click('#run');
+    await waitText(page, 'summary', /30 residues, layer 3/);
+    await first.click();
+    await waitText(page, 'feature-title', new RegExp(`^Feature ${feature} at layer 3`));
+    assert.match(await page.textContent('#feature-concepts'), /^Best concepts: Transmembrane \(F1 [0-9.]+\)/);
+    await page.screenshot({ path: join(artifacts, 'concepts.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
