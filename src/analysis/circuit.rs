@@ -8,7 +8,9 @@
 //!
 //! The run is a list of steps (one protein, or one protein × layer × batch of features), so the
 //! page can show progress and cancel between them; the CLI runs them in a loop. Cost: one
-//! forward per protein, then per ablated feature the blocks after its layer.
+//! forward per protein, then per ablated feature the blocks from its layer to the last layer read
+//! (the next circuit layers, the probe's): (features ablated) × (layers after L). Features of the
+//! last layer are ablated only when a probe reads at or after it.
 
 use std::collections::BTreeMap;
 
@@ -101,6 +103,7 @@ pub struct CircuitRun {
     behavior: BTreeMap<(usize, usize), f64>,
     /// The encoding at the layer being ablated, for the protein being ablated.
     current: Option<(usize, usize, Encoded)>,
+    probe_layer: Option<usize>,
 }
 
 impl CircuitRun {
@@ -147,13 +150,27 @@ impl CircuitRun {
             passes.push(Pass { batch, tokens, acts: None });
         }
         let sums = options.layers.iter().map(|&l| (l, vec![0.0; sae_at(saes, l).map_or(0, |s| s.d_sae)])).collect();
-        Ok(Self { options, passes, sums, residues: 0, selected: BTreeMap::new(), work: vec![], done: 0, feat: BTreeMap::new(), behavior: BTreeMap::new(), current: None })
+        let probe_layer = probe.map(|p| p.layer);
+        Ok(Self { options, passes, sums, residues: 0, selected: BTreeMap::new(), work: vec![], done: 0, feat: BTreeMap::new(), behavior: BTreeMap::new(), current: None, probe_layer })
     }
 
     pub fn progress(&self) -> Progress {
         let n = self.passes.len();
-        let per_protein: usize = self.options.layers.iter().map(|_| self.options.top_n.div_ceil(self.options.batch)).sum();
-        Progress { done: self.done, total: n + n * per_protein }
+        let ablations = if self.selected.is_empty() {
+            let per_protein = self.options.layers.iter().filter(|&&l| self.stop(l).is_some()).count() * self.options.top_n.div_ceil(self.options.batch);
+            n * per_protein
+        } else {
+            self.work.len()
+        };
+        Progress { done: self.done, total: n + ablations }
+    }
+
+    /// The last hidden state an ablation at `layer` must reach: the last later circuit layer, or
+    /// the probe's; `None` when nothing after `layer` is read (its features are not ablated).
+    fn stop(&self, layer: usize) -> Option<usize> {
+        let later = self.options.layers.iter().copied().filter(|&m| m > layer).max();
+        let probe = self.probe_layer.filter(|&p| p >= layer);
+        later.max(probe)
     }
 
     pub fn finished(&self) -> bool {
@@ -194,9 +211,11 @@ impl CircuitRun {
             order.truncate(self.options.top_n);
             self.selected.insert(l, order);
         }
+        let ablated: Vec<(usize, usize)> =
+            self.selected.iter().filter(|(l, _)| self.stop(**l).is_some()).map(|(&l, chosen)| (l, chosen.len())).collect();
         for i in 0..self.passes.len() {
-            for (&l, chosen) in &self.selected {
-                self.work.extend((0..chosen.len()).step_by(self.options.batch).map(|first| (i, l, first)));
+            for &(l, count) in &ablated {
+                self.work.extend((0..count).step_by(self.options.batch).map(|first| (i, l, first)));
             }
         }
     }
@@ -235,7 +254,9 @@ impl CircuitRun {
             })
             .collect();
         let batch = Batch::new(&vec![pass.tokens.clone(); b], &device);
-        let after = model.forward_from(layer, Tensor::cat(patched, 0), &batch); // hidden states [b, T, d]
+        let stop = self.stop(layer).expect("only layers with something downstream are ablated");
+        let (after, _) = model.hidden_between(layer, stop, Tensor::cat(patched, 0), &batch); // [b, T, d] each
+        let after_at = |m: usize| &after[m - layer];
 
         for (&m, targets) in self.selected.range(layer + 1..) {
             let down = sae_at(saes, m).ok_or(AnalysisError::NoSae { layer: m })?;
@@ -243,7 +264,7 @@ impl CircuitRun {
             let k = targets.len();
             let rows = |h: &Tensor<3>, rows: usize| h.clone().slice(s![.., 1..t - 1, ..]).reshape([rows * (t - 2), d]);
             let base = down.encode_columns(rows(acts.hidden(m), 1), cols.clone()).reshape([1, t - 2, k]);
-            let changed = down.encode_columns(rows(after.hidden(m), b), cols).reshape([b, t - 2, k]);
+            let changed = down.encode_columns(rows(after_at(m), b), cols).reshape([b, t - 2, k]);
             let mean_abs = (changed - base).abs().mean_dim(1).reshape([b * k]); // [b, k]
             let values = read_f32(mean_abs).await?;
             for (r, &j) in chosen.iter().enumerate() {
@@ -254,8 +275,8 @@ impl CircuitRun {
         }
         if let Some(p) = probe.filter(|p| p.layer >= layer) {
             let probe_sae = sae_at(saes, p.layer);
-            let before = p.score(probe::inputs(acts, p.layer, p.input, probe_sae)?, 1);
-            let changed = p.score(probe::inputs(&after, p.layer, p.input, probe_sae)?, b);
+            let before = p.score(probe::inputs(acts.hidden(p.layer), p.layer, p.input, probe_sae)?, 1);
+            let changed = p.score(probe::inputs(after_at(p.layer), p.layer, p.input, probe_sae)?, b);
             let drop = read_f32(before.expand([b]) - changed).await?;
             for (r, &j) in chosen.iter().enumerate() {
                 *self.behavior.entry((layer, j)).or_default() += drop[r] as f64 / n_proteins;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::labels::Annotated;
 use super::{tokens, AnalysisError};
 use crate::embed::read_f32;
-use crate::esm::{Activations, Batch, EsmModel};
+use crate::esm::{Batch, EsmModel};
 use crate::features;
 use crate::sae::Sae;
 
@@ -70,9 +70,9 @@ impl Default for TrainOptions {
     }
 }
 
-/// The probe's input rows for the residues of a pass: `[R, d]` (R = residues of all batch rows).
-pub fn inputs(acts: &Activations, layer: usize, input: ProbeInput, sae: Option<&Sae>) -> Result<Tensor<2>, AnalysisError> {
-    let h = acts.hidden(layer).clone();
+/// The probe's input rows for the residues of hidden state `layer` (`[b, T, d]`): `[b·(T − 2), d]`.
+pub fn inputs(hidden: &Tensor<3>, layer: usize, input: ProbeInput, sae: Option<&Sae>) -> Result<Tensor<2>, AnalysisError> {
+    let h = hidden.clone();
     let [b, t, d] = h.dims();
     let x = h.slice(s![.., 1..t - 1, ..]).reshape([b * (t - 2), d]); // cls and eos dropped
     match input {
@@ -130,7 +130,7 @@ pub async fn train(
     let mut rows = Vec::with_capacity(proteins.len());
     for p in proteins {
         let acts = model.forward(&Batch::new(&[tokens(p)?], &device));
-        rows.push((inputs(&acts, layer, input, sae)?, p.labels(concept)));
+        rows.push((inputs(acts.hidden(layer), layer, input, sae)?, p.labels(concept)));
     }
     let held = |i: usize| proteins.len() >= 5 && i % 5 == 4;
     let (train_idx, test_idx): (Vec<usize>, Vec<usize>) = (0..proteins.len()).partition(|&i| !held(i));

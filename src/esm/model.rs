@@ -109,24 +109,35 @@ impl EsmModel {
     /// only the LM head runs.
     pub fn forward_from(&self, start: usize, x: Tensor<3>, batch: &Batch) -> Activations {
         let n = self.n_layers();
-        assert!(start <= n, "start layer {start} is past the model's {n} layers");
-        let mut hidden_states = vec![x.clone()];
-        let mut residual_pre_ln = None;
-        if start < n {
-            let [_, t, _] = x.dims();
-            let key_bias = batch.key_bias();
-            let rotary = Rotary::new(t, self.head_dim, self.rope_theta, &x.device());
-            let mut x = x;
-            for block in &self.layer[start..] {
-                x = block.forward(x, key_bias.clone(), &rotary);
-                hidden_states.push(x.clone());
-            }
-            // Hidden state n is taken after the final LN, as transformers reports it.
-            let last = hidden_states.pop().expect("at least one block ran");
-            hidden_states.push(self.emb_layer_norm_after.forward(last.clone()));
-            residual_pre_ln = Some(last);
-        }
+        let (hidden_states, residual_pre_ln) = self.hidden_between(start, n, x, batch);
         let logits = self.lm_head.forward(hidden_states[n - start].clone());
         Activations { start, hidden_states, residual_pre_ln, logits }
+    }
+
+    /// Hidden states `start..=stop` from `x` = hidden state `start`: only blocks
+    /// `start+1..=stop` run, and the final LN when `stop` is the last layer (whose output before
+    /// that LN is returned too). No LM head: for analyses that read a middle layer.
+    pub fn hidden_between(&self, start: usize, stop: usize, x: Tensor<3>, batch: &Batch) -> (Vec<Tensor<3>>, Option<Tensor<3>>) {
+        let n = self.n_layers();
+        assert!(start <= stop && stop <= n, "layers {start}..={stop} are not within the model's {n}");
+        let mut hidden_states = vec![x.clone()];
+        if start == stop {
+            return (hidden_states, None);
+        }
+        let [_, t, _] = x.dims();
+        let key_bias = batch.key_bias();
+        let rotary = Rotary::new(t, self.head_dim, self.rope_theta, &x.device());
+        let mut x = x;
+        for block in &self.layer[start..stop] {
+            x = block.forward(x, key_bias.clone(), &rotary);
+            hidden_states.push(x.clone());
+        }
+        if stop < n {
+            return (hidden_states, None);
+        }
+        // Hidden state n is taken after the final LN, as transformers reports it.
+        let last = hidden_states.pop().expect("at least one block ran");
+        hidden_states.push(self.emb_layer_norm_after.forward(last.clone()));
+        (hidden_states, Some(last))
     }
 }
