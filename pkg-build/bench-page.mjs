@@ -1,7 +1,7 @@
 // Times the page itself in headless Chromium: from pressing Run to the heatmap being drawn, for a
 // 300-residue protein, on the CPU build, weights already loaded (as on a second visit, when they
-// come from the Cache API), with the demo's 10,240-feature SAE at layer 3. Prints a Markdown
-// table. Needs the site built (pkg-build/build.sh).
+// come from the Cache API), with the demo's 10,240-feature SAE at layer 3; then circuits run from
+// the page's controls. Prints Markdown tables. Needs the site built (pkg-build/build.sh).
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,29 @@ try {
   console.log('| case | median of 5 (ms) | worker timing of the last run |');
   console.log('|---|---|---|');
   console.log(`| Run → heatmap, 1×300 residues, CPU build, 10,240-feature SAE at layer 3 | ${runs[2].toFixed(0)} | ${timings} |`);
+
+  // A circuit from the page's own controls: 20 proteins of 300 residues given as a UniProt JSON
+  // file, the top 10 features of layer L ablated, no probe.
+  let state = 0x5eedn;
+  const next = () => { state = (state * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn; return Number(state >> 33n); };
+  const results = Array.from({ length: 20 }, (_, i) => ({
+    primaryAccession: `R${i}`, sequence: { value: Array.from({ length: 300 }, () => aa[next() % 20]).join('') }, features: [],
+  }));
+  await page.fill('#labels-max', '20');
+  await page.setInputFiles('#labels-file', { name: 'bench.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ results })) });
+  await page.waitForFunction(() => /^20 proteins/.test(document.getElementById('labels-status').textContent), null, { timeout: 60_000 });
+  await page.uncheck('#circuit-probe');
+  await page.fill('#circuit-top', '10');
+  console.log();
+  console.log('| circuit in the CPU build | blocks run per ablation | time (s) |');
+  console.log('|---|---|---|');
+  for (const [a, b] of [[2, 5], [4, 5]]) {
+    await page.fill('#circuit-layers', `${a},${b}`);
+    await page.click('#circuit-run');
+    await page.waitForFunction(() => /^Circuit over layers/.test(document.getElementById('circuit-status').textContent), null, { timeout: 3_600_000 });
+    const seconds = /in ([0-9.]+) s/.exec(await page.textContent('#circuit-status'))[1];
+    console.log(`| 20 proteins × 300 residues, layers ${a} → ${b}, top 10 of layer ${a} ablated | ${b - a} | ${seconds} |`);
+  }
 } finally {
   await browser.close();
   server.kill();

@@ -20,11 +20,31 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo
   "$bin" bench
   echo
-  echo "## The page: Run → heatmap"
+  echo "## The page (CPU build): Run → heatmap, circuits"
   echo
   echo "Headless Chromium, the CPU (WebAssembly) build, random esm2_t6_8M weights and the demo's random"
   echo "10,240-feature SAE, weights already in memory (a second visit reads them from the Cache API)."
   echo
   node pkg-build/bench-page.mjs
+  echo
+  echo "## Circuits"
+  echo
+  echo "The cost of a circuit is one forward per protein (selection) and then, per ablated feature, the"
+  echo "blocks from its layer to the last layer read: (features ablated) × (layers after L), not more."
+  echo
+  "$bin" bench-circuit
+  echo
+  echo "The page's times for the same circuits are in the previous section."
+  echo
+  echo "## Wasm sizes"
+  echo
+  echo "| package | wasm (release, wasm-opt -O) | gzip -9 |"
+  echo "|---|---|---|"
+  for p in gpu cpu; do
+    f="www/pkg/$p/plmscope_bg.wasm"
+    [ -f "$f" ] && echo "| www/pkg/$p | $(du -b "$f" | awk '{printf "%.2f MB", $1/1e6}') | $(gzip -9c "$f" | wc -c | awk '{printf "%.2f MB", $1/1e6}') |"
+  done
+  echo
+  echo "A browser without WebGPU downloads only the CPU package."
 } > BENCHMARKS.md
 cat BENCHMARKS.md

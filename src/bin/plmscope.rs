@@ -75,6 +75,17 @@ enum Command {
         #[arg(long, default_value_t = 9)]
         repeats: usize,
     },
+    /// Times circuits over random proteins (esm2_t6_8M shape, random weights, the demo's random
+    /// 10,240-feature SAEs, no probe) for the layer pairs 2→5 and 4→5, and prints a Markdown table
+    /// for BENCHMARKS.md.
+    BenchCircuit {
+        #[arg(long, default_value_t = 20)]
+        proteins: usize,
+        #[arg(long, default_value_t = 300)]
+        residues: usize,
+        #[arg(long, default_value_t = 10)]
+        top_n: usize,
+    },
     /// Trains a per-residue logistic-regression probe for a concept and writes it as JSON.
     ///
     /// Prints held-out precision, recall, F1 and AUROC (every fifth protein is held out).
@@ -318,6 +329,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             eprintln!("{} records, {} edits at layer {} → {}", records.len(), edits.len(), args.layer, args.out.display());
         }
         Command::Bench { residues, d_sae, repeats } => bench(residues, d_sae, repeats, &device)?,
+        Command::BenchCircuit { proteins, residues, top_n } => bench_circuit(proteins, residues, top_n, &device)?,
         Command::Probe { data, concept, layer, sae, k, out } => {
             let proteins = read_labels(&data.labels)?;
             let model = load_model(&data.model, &device)?;
@@ -456,6 +468,54 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
     }
     println!();
     println!("Full forward (embeddings, 6 blocks, LM head, logits read back): {forward:.1} ms; 1×{residues} residues, d_sae {d_sae}, median of {repeats}.");
+    Ok(())
+}
+
+fn bench_circuit(n_proteins: usize, residues: usize, top_n: usize, device: &Device) -> Result<(), Error> {
+    let config = EsmConfig::esm2_t6_8m();
+    let model = EsmModel::load(&Vars::random(random::SEED, device), &config)?;
+    let aa = b"ACDEFGHIKLMNPQRSTVWY";
+    let mut state = 0x5EED_u64;
+    let proteins: Vec<Annotated> = (0..n_proteins)
+        .map(|i| {
+            let sequence = (0..residues)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    aa[(state >> 33) as usize % 20] as char
+                })
+                .collect();
+            Annotated { accession: format!("R{i}"), sequence, segments: vec![] }
+        })
+        .collect();
+    println!("| layers | blocks run per ablation | selection: {n_proteins} forwards + encodes (s) | ablations (s) | per ablated feature (ms) | total (s) |");
+    println!("|---|---|---|---|---|---|");
+    for (a, b) in [(2, 5), (4, 5)] {
+        let saes = vec![
+            (a, weights::sae::random_interplm(config.hidden_size, 10_240, random::SEED ^ a as u64, device)?),
+            (b, weights::sae::random_interplm(config.hidden_size, 10_240, random::SEED ^ b as u64, device)?),
+        ];
+        let options = CircuitOptions { layers: vec![a, b], top_n, edges_per_feature: 10, batch: 8, model_name: "random esm2_t6_8M".into() };
+        let mut run = CircuitRun::new(&model, &saes, None, &proteins, options)?;
+        let start = std::time::Instant::now();
+        let mut selected_at = None;
+        while !run.finished() {
+            let p = pollster::block_on(run.step(&model, &saes, None))?;
+            if p.done == n_proteins {
+                selected_at = Some(start.elapsed().as_secs_f64());
+            }
+        }
+        let total = start.elapsed().as_secs_f64();
+        let selection = selected_at.unwrap_or(total);
+        let ablated = n_proteins * top_n;
+        println!(
+            "| {a} → {b} | {} | {selection:.1} | {:.1} | {:.0} | {total:.1} |",
+            b - a,
+            total - selection,
+            (total - selection) * 1e3 / ablated as f64
+        );
+    }
+    println!();
+    println!("{n_proteins} proteins × {residues} residues, top {top_n} features of layer L ablated in each (batches of 8); native, burn Flex.");
     Ok(())
 }
 
