@@ -153,13 +153,19 @@ pub fn intervene(
     edits: &[Edit],
 ) -> Result<Activations, UseError> {
     features::check(model, sae, layer)?;
-    let x = cache.hidden(layer).clone(); // [1, T, d]
+    let x = patch(sae, cache.hidden(layer).clone(), encoded, edits)?;
+    Ok(model.forward_from(layer, x, batch))
+}
+
+/// `x + decode(f') − decode(f)` for a one-sequence hidden state `x` (`[1, T, d]`) whose residues
+/// `encoded` encodes; cls and eos are left as they are.
+pub fn patch(sae: &Sae, x: Tensor<3>, encoded: &Encoded, edits: &[Edit]) -> Result<Tensor<3>, UseError> {
     let [_, t, d] = x.dims();
     check_edits(edits, sae.d_sae, t - 2)?;
     let delta = patch_delta(sae, encoded, edits); // [R, d]
     let zero: Tensor<2> = Tensor::zeros([1, d], &x.device());
     let delta = Tensor::cat(vec![zero.clone(), delta, zero], 0).reshape([1, t, d]); // cls and eos untouched
-    Ok(model.forward_from(layer, x + delta, batch))
+    Ok(x + delta)
 }
 
 /// Δ log-probability of the actual token at each residue (cls and eos excluded), `[T − 2]`,

@@ -3,6 +3,7 @@
 //! ([`concepts`]), on annotated proteins ([`labels`]).
 
 pub mod circuit;
+pub mod generate;
 pub mod concepts;
 pub mod labels;
 pub mod probe;

@@ -9,6 +9,7 @@ use plmscope::analysis::circuit::{CircuitOptions, CircuitRun};
 use plmscope::analysis::labels::{self, Annotated};
 use plmscope::analysis::probe::{self, Probe, ProbeInput, TrainOptions};
 use plmscope::analysis::concepts;
+use plmscope::analysis::generate::{self, GenerateOptions, Steer};
 use plmscope::esm::{Batch, EsmConfig, EsmModel};
 use plmscope::intervene::{self, Edit};
 use plmscope::sae::Sae;
@@ -85,6 +86,39 @@ enum Command {
         residues: usize,
         #[arg(long, default_value_t = 10)]
         top_n: usize,
+    },
+    /// Steered generation by iterative masked resampling; writes FASTA whose headers give each
+    /// sequence's pseudo-log-likelihood and its steered features' mean activation (unsteered).
+    Generate {
+        /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
+        #[arg(long)]
+        model: PathBuf,
+        /// LAYER=PATH for each steered layer's SAE.
+        #[arg(long = "sae", value_parser = parse_layer_path)]
+        saes: Vec<(usize, PathBuf)>,
+        /// LAYER:EDIT, e.g. 3:clamp:17=8 or 3:scale:5=2 (repeat); scale:F=1 only watches F.
+        #[arg(long = "steer", value_parser = parse_steer)]
+        steers: Vec<(usize, Edit)>,
+        /// A seed sequence (`<mask>` allowed); else --length residues, all masked.
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        length: usize,
+        #[arg(long, default_value_t = 4)]
+        samples: usize,
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        #[arg(long, default_value_t = 0.15)]
+        mask_fraction: f32,
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 0.9)]
+        top_p: f32,
+        /// Sample i uses seed + i.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Trains a per-residue logistic-regression probe for a concept and writes it as JSON.
     ///
@@ -193,6 +227,11 @@ struct LabelArgs {
 fn parse_layer_path(s: &str) -> Result<(usize, PathBuf), String> {
     let (l, p) = s.split_once('=').ok_or_else(|| format!("\"{s}\" is not LAYER=PATH"))?;
     Ok((l.parse().map_err(|_| format!("\"{l}\" is not a layer number"))?, PathBuf::from(p)))
+}
+
+fn parse_steer(s: &str) -> Result<(usize, Edit), String> {
+    let (l, e) = s.split_once(':').ok_or_else(|| format!("\"{s}\" is not LAYER:EDIT (e.g. 3:clamp:17=8)"))?;
+    Ok((l.parse().map_err(|_| format!("\"{l}\" is not a layer number"))?, e.parse().map_err(|e: intervene::ParseError| e.to_string())?))
 }
 
 type Error = Box<dyn std::error::Error>;
@@ -329,6 +368,34 @@ fn run(cli: Cli) -> Result<(), Error> {
             eprintln!("{} records, {} edits at layer {} → {}", records.len(), edits.len(), args.layer, args.out.display());
         }
         Command::Bench { residues, d_sae, repeats } => bench(residues, d_sae, repeats, &device)?,
+        Command::Generate { model, saes, steers, start, length, samples, rounds, mask_fraction, temperature, top_p, seed, out } => {
+            let model = load_model(&model, &device)?;
+            let mut loaded = Vec::new();
+            for (l, p) in &saes {
+                loaded.push((*l, load_sae(p, None, model.d_model(), &device)?));
+            }
+            let mut by_layer: Vec<Steer> = Vec::new();
+            for (layer, edit) in steers {
+                match by_layer.iter_mut().find(|s| s.layer == layer) {
+                    Some(s) => s.edits.push(edit),
+                    None => by_layer.push(Steer { layer, edits: vec![edit] }),
+                }
+            }
+            let start = match start {
+                Some(text) => alphabet::parse_fasta(&text).map_err(|e| format!("--start: {e}"))?.remove(0).residues,
+                None => vec![alphabet::MASK; length],
+            };
+            let mut fasta = String::new();
+            for i in 0..samples {
+                let options = GenerateOptions { rounds, mask_fraction, temperature, top_p, seed: seed + i as u64 };
+                let g = pollster::block_on(generate::generate(&model, &loaded, &by_layer, &start, options))?;
+                let acts: Vec<String> = g.steered_activation.iter().map(|(l, f, a)| format!("L{l}:F{f}={a:.4}")).collect();
+                let header = format!("sample{i} seed={} pll={:.3} {}", seed + i as u64, g.pseudo_log_likelihood, acts.join(" "));
+                eprintln!("{header}");
+                fasta.push_str(&format!(">{}\n{}\n", header.trim_end(), g.sequence));
+            }
+            std::fs::write(&out, fasta).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        }
         Command::BenchCircuit { proteins, residues, top_n } => bench_circuit(proteins, residues, top_n, &device)?,
         Command::Probe { data, concept, layer, sae, k, out } => {
             let proteins = read_labels(&data.labels)?;
