@@ -1,6 +1,7 @@
 // Owns the wasm, the model and the SAEs; the page holds plain data. One status vocabulary:
 //   {status: 'initiate' | 'progress' | 'ready' | 'sae-ready' | 'backend' | 'result' | 'error', ...}
-// progress: {file, loaded, total, fromCache}, `loaded` never decreasing for one file.
+// progress: {file, loaded, total, fromCache} while weights arrive, `loaded` never decreasing for one
+// file; {task: 'circuit', loaded, total} while a circuit runs (steps done of all).
 // Requests carry an `id`; 'result' and 'error' answer it.
 
 import { HUB, hubModel, hubSae, fetchCached } from './loader.js';
