@@ -111,9 +111,9 @@ async function withFallback(work) {
     await start('cpu');
     if (modelLoad) installModel(modelLoad);
     for (const [layer, s] of saeLoads) installSae(layer, s);
-    // The sequence the page shows, so that interventions find their cached pass again.
     if (labelsLoad) engine.loadLabels(labelsLoad.text, labelsLoad.max);
     if (probeJson) engine.loadProbe(probeJson);
+    // The sequence the page shows, so that interventions find their cached pass again.
     if (lastFeatures) await engine.features(lastFeatures.fasta, lastFeatures.record, lastFeatures.layer, false, 64);
     postMessage({ status: 'initiate', note: `The GPU failed (${why}); now on the CPU build with the same model, SAEs and sequence` });
     return await work();
