@@ -118,7 +118,7 @@ fn generation_is_reproducible_and_clamping_raises_the_feature() {
     let mut count = 0;
     for protein in &p.proteins {
         let tokens = parse_fasta(&protein.sequence).unwrap()[0].tokens();
-        let h = pollster::block_on(plmscope::embed::read_f32(model.forward(&Batch::new(&[tokens.clone()], &device)).hidden(n).clone())).unwrap();
+        let h = pollster::block_on(plmscope::embed::read_f32(model.forward(&Batch::new(std::slice::from_ref(&tokens), &device)).hidden(n).clone())).unwrap();
         for (i, &t) in tokens.iter().enumerate().skip(1).take(tokens.len() - 2) {
             let row = &h[i * d..(i + 1) * d];
             all.iter_mut().zip(row).for_each(|(a, x)| *a += x);

@@ -146,7 +146,7 @@ impl CircuitRun {
         let mut passes = Vec::with_capacity(proteins.len());
         for p in proteins {
             let tokens = tokens(p)?;
-            let batch = Batch::new(&[tokens.clone()], &device);
+            let batch = Batch::new(std::slice::from_ref(&tokens), &device);
             passes.push(Pass { batch, tokens, acts: None });
         }
         let sums = options.layers.iter().map(|&l| (l, vec![0.0; sae_at(saes, l).map_or(0, |s| s.d_sae)])).collect();
@@ -301,8 +301,7 @@ impl CircuitRun {
                 if let (Some(w), Some(b)) = (importance, &behavior) {
                     edges.push(Edge { src: id(l, j), dst: format!("behavior:{b}"), weight: w, kind: "feat->behavior".into() });
                 }
-                let mut out: Vec<(&(usize, usize, usize, usize), &f64)> =
-                    self.feat.range((l, j, 0, 0)..=(l, j, usize::MAX, usize::MAX)).collect();
+                let mut out: Vec<_> = self.feat.range((l, j, 0, 0)..=(l, j, usize::MAX, usize::MAX)).collect();
                 out.sort_by(|a, b| b.1.total_cmp(a.1));
                 out.truncate(self.options.edges_per_feature);
                 edges.extend(out.into_iter().map(|(&(_, _, m, k), &w)| Edge { src: id(l, j), dst: id(m, k), weight: w, kind: "feat->feat".into() }));
