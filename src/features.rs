@@ -19,12 +19,18 @@ pub enum UseError {
     Position { position: usize, residues: usize },
 }
 
-/// Checks that `sae` can read hidden state `layer` of `model`.
-pub fn check(model: &EsmModel, sae: &Sae, layer: usize) -> Result<(), UseError> {
+/// Checks that `layer` is a hidden state of `model` after the embeddings (1..=n_layers).
+pub fn check_layer(model: &EsmModel, layer: usize) -> Result<(), UseError> {
     let n_layers = model.n_layers();
     if layer == 0 || layer > n_layers {
         return Err(UseError::Layer { layer, n_layers });
     }
+    Ok(())
+}
+
+/// Checks that `sae` can read hidden state `layer` of `model`.
+pub fn check(model: &EsmModel, sae: &Sae, layer: usize) -> Result<(), UseError> {
+    check_layer(model, layer)?;
     if sae.d_in != model.d_model() {
         return Err(UseError::DIn { d_in: sae.d_in, d_model: model.d_model() });
     }

@@ -126,7 +126,7 @@ impl CircuitRun {
             return bad("no proteins to run".into());
         }
         for &l in &options.layers {
-            super::check_layer(model, l)?;
+            features::check_layer(model, l)?; // a layer out of range says so before "no SAE"
             let s = sae_at(saes, l).ok_or(AnalysisError::NoSae { layer: l })?;
             features::check(model, s, l)?;
             if options.top_n > s.d_sae {
@@ -134,7 +134,7 @@ impl CircuitRun {
             }
         }
         if let Some(p) = probe {
-            super::check_layer(model, p.layer)?;
+            features::check_layer(model, p.layer)?;
             if p.input == probe::ProbeInput::Features && sae_at(saes, p.layer).is_none() {
                 return Err(AnalysisError::NoSae { layer: p.layer });
             }

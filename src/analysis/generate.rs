@@ -17,6 +17,12 @@ use crate::esm::{Batch, EsmModel};
 use crate::features;
 use crate::intervene::{self, Edit};
 use crate::sae::Sae;
+use crate::weights::random::splitmix64;
+
+/// `<cls>` residues `<eos>`.
+fn with_ends(residues: &[u32]) -> Vec<u32> {
+    std::iter::once(alphabet::CLS).chain(residues.iter().copied()).chain(std::iter::once(alphabet::EOS)).collect()
+}
 
 /// Edits of features at one layer, applied during generation.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,16 +63,13 @@ fn amino_acids() -> Vec<u32> {
     "LAGVSERTIDPKQNFYMHWC".chars().map(|c| VOCAB.iter().position(|v| *v == c.to_string()).expect("in the alphabet") as u32).collect()
 }
 
-/// splitmix64: small, seedable, the same on every platform.
+/// splitmix64 (the random-weights generator's finaliser): seedable, the same on every platform.
 struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        splitmix64(self.0)
     }
 
     fn uniform(&mut self) -> f32 {
@@ -131,7 +134,7 @@ pub async fn generate(
         }
         chosen.extend(order.into_iter().take(per_round.saturating_sub(chosen.len())));
         chosen.iter().for_each(|&i| residues[i] = MASK);
-        let tokens: Vec<u32> = std::iter::once(alphabet::CLS).chain(residues.iter().copied()).chain(std::iter::once(alphabet::EOS)).collect();
+        let tokens = with_ends(&residues);
         let logits = read_f32(steered_logits(model, saes, &steers, &tokens, &device)?).await?;
         let v = logits.len() / tokens.len();
         for &i in &chosen {
@@ -140,7 +143,7 @@ pub async fn generate(
         }
     }
     let sequence: String = residues.iter().map(|&t| VOCAB[t as usize]).collect();
-    let tokens: Vec<u32> = std::iter::once(alphabet::CLS).chain(residues.iter().copied()).chain(std::iter::once(alphabet::EOS)).collect();
+    let tokens = with_ends(&residues);
     let pseudo_log_likelihood = pll(model, &tokens, &device).await?;
     let mut steered_activation = Vec::new();
     let acts = model.forward(&Batch::new(&[tokens], &device));

@@ -10,7 +10,6 @@ pub mod probe;
 
 use crate::alphabet::{self, InputError};
 use crate::embed::DeviceError;
-use crate::esm::EsmModel;
 use crate::features::UseError;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +34,4 @@ pub enum AnalysisError {
 pub(crate) fn tokens(p: &labels::Annotated) -> Result<Vec<u32>, AnalysisError> {
     let records = alphabet::parse_fasta(&p.sequence).map_err(|source| AnalysisError::Sequence { accession: p.accession.clone(), source })?;
     Ok(records[0].tokens())
-}
-
-pub(crate) fn check_layer(model: &EsmModel, layer: usize) -> Result<(), AnalysisError> {
-    let n_layers = model.n_layers();
-    if layer == 0 || layer > n_layers {
-        return Err(UseError::Layer { layer, n_layers }.into());
-    }
-    Ok(())
 }

@@ -122,7 +122,7 @@ pub async fn train(
     input: ProbeInput,
     options: TrainOptions,
 ) -> Result<Probe, AnalysisError> {
-    super::check_layer(model, layer)?;
+    features::check_layer(model, layer)?;
     if let Some(sae) = sae {
         features::check(model, sae, layer)?;
     }

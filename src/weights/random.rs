@@ -17,7 +17,8 @@ fn fnv1a64(text: &str) -> u64 {
     text.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01B3))
 }
 
-fn splitmix64(z: u64) -> u64 {
+/// The splitmix64 finaliser (the caller adds the golden-ratio step).
+pub(crate) fn splitmix64(z: u64) -> u64 {
     let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
