@@ -19,7 +19,8 @@
 //! per-record results the CLI and the page share). [`sae`] holds sparse autoencoders in one
 //! canonical form (their files are read in [`weights::sae`]); [`features`] encodes a sequence at
 //! a layer and [`intervene`] edits features and re-runs the layers after it; [`analysis`] loops
-//! over both (probes, circuits, concept association). `web` is the only wasm-bindgen module.
+//! over both (probes, circuits, concept association, steered generation); [`train`] trains
+//! SAEs on harvested activations. `web` is the only wasm-bindgen module.
 
 pub mod alphabet;
 pub mod analysis;
@@ -29,6 +30,7 @@ pub mod features;
 pub mod intervene;
 pub mod sae;
 pub mod selfcheck;
+pub mod train;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

@@ -72,7 +72,7 @@ impl Sae {
     /// # Shapes
     /// - x: `[n, d_in]` → features `[n, d_sae]`
     pub fn encode(&self, x: Tensor<2>) -> Encoded {
-        let (xn, norm) = self.normalise(x);
+        let (xn, norm) = self.norm.normalise(x);
         let centred = if self.apply_b_dec_to_input { xn - self.b_dec.clone().unsqueeze() } else { xn };
         let pre = centred.matmul(self.w_enc.clone()) + self.b_enc.clone().unsqueeze(); // [n, d_sae]
         Encoded { features: self.activation.apply(pre), norm }
@@ -90,7 +90,7 @@ impl Sae {
             Activation::Relu => Activation::Relu,
             Activation::JumpRelu(t) => Activation::JumpRelu(t.clone().select(0, columns.clone())),
         };
-        let (xn, _) = self.normalise(x);
+        let (xn, _) = self.norm.normalise(x);
         let centred = if self.apply_b_dec_to_input { xn - self.b_dec.clone().unsqueeze() } else { xn };
         let w = self.w_enc.clone().select(1, columns.clone()); // [d_in, k]
         activation.apply(centred.matmul(w) + self.b_enc.clone().select(0, columns).unsqueeze())
@@ -124,10 +124,13 @@ impl Sae {
             None => features,
         }
     }
+}
 
-    fn normalise(&self, x: Tensor<2>) -> (Tensor<2>, TokenNorm) {
+impl InputNorm {
+    /// Each token normalised, and what restores it. `[n, d_in]` → `[n, d_in]`.
+    pub fn normalise(self, x: Tensor<2>) -> (Tensor<2>, TokenNorm) {
         let [_, d] = x.dims();
-        match self.norm {
+        match self {
             InputNorm::None => (x, TokenNorm { scale: None, shift: None }),
             InputNorm::SqrtD => {
                 let norms = x.clone().powf_scalar(2.0).sum_dim(1).sqrt(); // [n, 1]

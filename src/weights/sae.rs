@@ -13,9 +13,11 @@
 //! input normalisation; InterProt normalises each token and takes k from its file name (`_k64`).
 
 use burn::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::safetensors::OutTensor;
 use super::{pickle, safetensors, LoadError, TensorMap, Vars};
+use crate::embed::{read_f32, DeviceError};
 use crate::sae::{Activation, InputNorm, Sae, SaeFormat};
 
 /// An InterPLM-shaped ReLU SAE with deterministic random weights (the offline demo), read
@@ -210,6 +212,73 @@ fn saelens(cfg_json: &str, weights: &[u8], d_model: usize, device: &Device) -> R
         d_in,
         d_sae,
     })
+}
+
+/// Why an SAE could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("SAELens cannot express this SAE: {0}")]
+    Unsupported(&'static str),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("writing sae_weights.safetensors: {0}")]
+    Safetensors(String),
+}
+
+/// Where an SAE was trained, written into its `cfg.json` beside the architecture.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaeLensOrigin {
+    pub model_name: String,
+    /// The hidden state read (1..=n_layers), as `hook_layer`.
+    pub hook_layer: usize,
+    /// Anything else worth keeping (the training options and final metrics), as `plmscope`.
+    pub plmscope: serde_json::Value,
+}
+
+/// The two files of a SAELens folder, `cfg.json` text and `sae_weights.safetensors` bytes,
+/// that [`load`] reads back into the same SAE (same table as above, read the other way).
+pub async fn to_saelens(sae: &Sae, origin: &SaeLensOrigin) -> Result<(String, Vec<u8>), SaveError> {
+    if sae.norm == InputNorm::SqrtD {
+        return Err(SaveError::Unsupported("InterPLM's normalize_to_sqrt_d has no SAELens normalize_activations"));
+    }
+    if sae.rescale.is_some() {
+        return Err(SaveError::Unsupported("InterPLM's activation_rescale_factor has no SAELens field"));
+    }
+    let (architecture, k) = match &sae.activation {
+        Activation::Relu => ("standard", None),
+        Activation::TopK(k) => ("topk", Some(*k)),
+        Activation::JumpRelu(_) => ("jumprelu", None),
+    };
+    let (d_in, d_sae) = (sae.d_in, sae.d_sae);
+    let mut tensors = vec![
+        ("W_enc".to_string(), vec![d_in, d_sae], sae.w_enc.clone().reshape([d_in * d_sae])),
+        ("b_enc".to_string(), vec![d_sae], sae.b_enc.clone()),
+        ("W_dec".to_string(), vec![d_sae, d_in], sae.w_dec.clone().reshape([d_sae * d_in])),
+        ("b_dec".to_string(), vec![d_in], sae.b_dec.clone()),
+    ];
+    if let Activation::JumpRelu(threshold) = &sae.activation {
+        tensors.push(("threshold".to_string(), vec![d_sae], threshold.clone()));
+    }
+    let mut out = Vec::new();
+    for (name, shape, t) in tensors {
+        out.push((name, OutTensor::F32 { shape, data: read_f32(t).await? }));
+    }
+    let bytes = safetensors::write(out).map_err(|e| SaveError::Safetensors(e.to_string()))?;
+    let cfg = serde_json::json!({
+        "architecture": architecture,
+        "d_in": d_in,
+        "d_sae": d_sae,
+        "k": k,
+        "apply_b_dec_to_input": sae.apply_b_dec_to_input,
+        "normalize_activations": if sae.norm == InputNorm::LayerNorm { "layer_norm" } else { "none" },
+        "dtype": "float32",
+        "device": "cpu",
+        "model_name": origin.model_name,
+        "hook_name": format!("hidden_states.{}", origin.hook_layer),
+        "hook_layer": origin.hook_layer,
+        "plmscope": origin.plmscope,
+    });
+    Ok((serde_json::to_string_pretty(&cfg).expect("a JSON value serialises"), bytes))
 }
 
 #[cfg(test)]
