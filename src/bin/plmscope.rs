@@ -13,7 +13,8 @@ use plmscope::analysis::generate::{self, GenerateOptions, Steer};
 use plmscope::esm::{Batch, EsmConfig, EsmModel};
 use plmscope::intervene::{self, Edit};
 use plmscope::sae::Sae;
-use plmscope::weights::sae::SaeSource;
+use plmscope::train::{self, harvest::harvest, Recipe, Trainer};
+use plmscope::weights::sae::{SaeLensOrigin, SaeSource};
 use plmscope::weights::safetensors::{self, OutTensor};
 use plmscope::weights::{self, random, Vars};
 use plmscope::{alphabet, embed, features};
@@ -178,6 +179,50 @@ enum Command {
         concepts: Vec<String>,
         #[arg(long, default_value_t = 10)]
         top: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Trains an SAE on hidden state LAYER of every residue of a FASTA and writes a SAELens
+    /// folder (cfg.json + sae_weights.safetensors) that every other command reads.
+    ///
+    /// Prints loss, fraction of variance explained, L0 and the dead fraction as it goes, and
+    /// writes them per step to OUT/metrics.jsonl.
+    TrainSae {
+        /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        fasta: PathBuf,
+        /// The hidden state to read (1..=n_layers, transformers numbering).
+        #[arg(long)]
+        layer: usize,
+        /// topk or relu-l1.
+        #[arg(long, default_value = "topk")]
+        recipe: String,
+        #[arg(long, default_value_t = 2048)]
+        d_sae: usize,
+        /// Features kept per token (topk).
+        #[arg(long, default_value_t = 32)]
+        k: usize,
+        /// L1 coefficient (relu-l1).
+        #[arg(long, default_value_t = 0.4)]
+        l1: f32,
+        /// Layer-norm each token first (SAELens normalize_activations = layer_norm).
+        #[arg(long)]
+        layer_norm: bool,
+        #[arg(long, default_value_t = 2000)]
+        steps: usize,
+        /// Tokens per step.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f32,
+        /// Harvest at most this many tokens.
+        #[arg(long, default_value_t = 1_000_000)]
+        max_tokens: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The SAELens folder to write (created if missing).
         #[arg(long)]
         out: PathBuf,
     },
@@ -395,6 +440,48 @@ fn run(cli: Cli) -> Result<(), Error> {
                 fasta.push_str(&format!(">{}\n{}\n", header.trim_end(), g.sequence));
             }
             std::fs::write(&out, fasta).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        }
+        Command::TrainSae { model, fasta, layer, recipe, d_sae, k, l1, layer_norm, steps, batch, lr, max_tokens, seed, out } => {
+            let recipe = match recipe.as_str() {
+                "topk" => Recipe::TopK { k },
+                "relu-l1" => Recipe::ReluL1 { l1 },
+                other => return Err(format!("--recipe {other}: expected topk or relu-l1").into()),
+            };
+            let options = train::TrainOptions { recipe, d_sae, layer_norm, steps, batch, lr, seed, ..train::TrainOptions::default() };
+            let model_name = model.display().to_string();
+            let model = load_model(&model, &device)?;
+            let records = read_fasta(&fasta)?;
+            let data = harvest(&model, &records, layer, max_tokens, |_, _| {})?;
+            eprintln!("{} tokens of hidden state {layer} from {} sequences", data.dims()[0], records.len());
+            let mut trainer = pollster::block_on(Trainer::new(data, options))?;
+            let mut log = String::new();
+            let start = std::time::Instant::now();
+            let mut last = None;
+            while trainer.steps_done() < steps {
+                let m = pollster::block_on(trainer.step())?;
+                log.push_str(&serde_json::to_string(&m)?);
+                log.push('\n');
+                if m.step % (steps / 20).max(1) == 0 || m.step == steps {
+                    eprintln!(
+                        "step {}/{steps}: loss {:.4}, variance explained {:.3}, L0 {:.1}, dead {:.1}%",
+                        m.step, m.loss, m.fraction_variance_explained, m.l0, 100.0 * m.dead_fraction
+                    );
+                }
+                last = Some(m);
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            eprintln!("{steps} steps in {seconds:.1} s ({:.0} tokens/s)", (steps * batch) as f64 / seconds);
+            let origin = SaeLensOrigin {
+                model_name,
+                hook_layer: layer,
+                plmscope: serde_json::json!({ "trained_on": fasta.display().to_string(), "options": options, "last_step": last }),
+            };
+            let (cfg, weights) = pollster::block_on(weights::sae::to_saelens(&trainer.sae(), &origin))?;
+            std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            for (name, bytes) in [("cfg.json", cfg.as_bytes()), ("sae_weights.safetensors", &weights[..]), ("metrics.jsonl", log.as_bytes())] {
+                std::fs::write(out.join(name), bytes).map_err(|e| format!("cannot write {}: {e}", out.join(name).display()))?;
+            }
+            eprintln!("→ {}", out.display());
         }
         Command::BenchCircuit { proteins, residues, top_n } => bench_circuit(proteins, residues, top_n, &device)?,
         Command::Probe { data, concept, layer, sae, k, out } => {

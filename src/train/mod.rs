@@ -38,14 +38,14 @@ pub enum TrainError {
     Device(#[from] DeviceError),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Recipe {
     TopK { k: usize },
     ReluL1 { l1: f32 },
 }
 
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TrainOptions {
     pub recipe: Recipe,
