@@ -129,7 +129,7 @@ pub async fn generate(
         let mut chosen: Vec<usize> = (0..n).filter(|&i| residues[i] == MASK).collect();
         let mut order: Vec<usize> = (0..n).filter(|&i| residues[i] != MASK).collect();
         for i in 0..order.len() {
-            let j = i + (rng.next() as usize) % (order.len() - i);
+            let j = i + (rng.next() % (order.len() - i) as u64) as usize; // in u64, so that wasm (32-bit usize) draws the same
             order.swap(i, j);
         }
         chosen.extend(order.into_iter().take(per_round.saturating_sub(chosen.len())));
