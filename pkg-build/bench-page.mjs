@@ -65,6 +65,43 @@ try {
     const seconds = /in ([0-9.]+) s/.exec(await page.textContent('#circuit-status'))[1];
     console.log(`| 20 proteins × 300 residues, layers ${a} → ${b}, top 10 of layer ${a} ablated | ${b - a} | ${seconds} |`);
   }
+
+  // Steered generation from the page's controls: each sample is generated steered and again
+  // unsteered (its twin), so one sample of R rounds runs 2R steered forwards plus two PLLs; the
+  // difference between 10 rounds and none is 20 rounds.
+  const generate = async (rounds) => {
+    await page.fill('#gen-rounds', String(rounds));
+    await page.click('#gen-run');
+    await page.waitForFunction(() => /^1 sequence,.* in [0-9.]+ s/.test(document.getElementById('gen-status').textContent) && !document.getElementById('gen-run').disabled, null, { timeout: 3_600_000 });
+    return Number(/in ([0-9.]+) s/.exec(await page.textContent('#gen-status'))[1]);
+  };
+  await page.fill('#gen-steers', '3:clamp:17=8');
+  await page.fill('#gen-length', '100');
+  await page.fill('#gen-samples', '1');
+  const fixed = await generate(0);
+  const ten = await generate(10);
+  const perRound = (ten - fixed) / 20;
+  console.log();
+  console.log('| generation, 100 residues, clamp at layer 3 | per round (ms) | rounds / s | PLL + final encode, twice (s) |');
+  console.log('|---|---|---|---|');
+  console.log(`| CPU build | ${(perRound * 1e3).toFixed(0)} | ${(1 / perRound).toFixed(1)} | ${fixed.toFixed(2)} |`);
+
+  // SAE training from the page's controls, on 40 random proteins at layer 3.
+  await page.selectOption('#train-source', 'random');
+  await page.fill('#train-random-n', '40');
+  await page.selectOption('#train-layer', '3');
+  await page.fill('#train-steps', '20');
+  await page.fill('#train-batch', '1024');
+  console.log();
+  console.log('| SAE training at layer 3, batch 1024 tokens, CPU build | tokens / s |');
+  console.log('|---|---|');
+  for (const [name, recipe] of [['top-k 2048 / k 32', 'top-k'], ['ReLU + L1, 2048', 'relu-l1']]) {
+    await page.selectOption('#train-recipe', recipe);
+    await page.click('#train-start');
+    await page.waitForFunction(() => /^Trained: 20 steps/.test(document.getElementById('train-status').textContent), null, { timeout: 3_600_000 });
+    console.log(`| ${name} | ${/\((\d+) tokens\/s\)/.exec(await page.textContent('#train-status'))[1]} |`);
+    await page.evaluate(() => { document.getElementById('train-status').textContent = ''; });
+  }
 } finally {
   await browser.close();
   server.kill();

@@ -36,6 +36,15 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo
   echo "The page's times for the same circuits are in the previous section."
   echo
+  echo "## Steered generation and SAE training"
+  echo
+  echo "A generation round is one forward with the steered layer's features patched; the fixed part of a"
+  echo "run is the unsteered pseudo-log-likelihood (one masked forward per residue, 16 per batch) and the"
+  echo "final encode. Training steps are timed after the first; the CPU build's numbers (from its own"
+  echo "controls) are in the section on the page above."
+  echo
+  "$bin" bench-design
+  echo
   echo "## Wasm sizes"
   echo
   echo "| package | wasm (release, wasm-opt -O) | gzip -9 |"

@@ -12,12 +12,14 @@ use crate::analysis::circuit::{CircuitOptions, CircuitRun};
 use crate::analysis::labels::{self, Annotated};
 use crate::analysis::probe::{self, Probe, ProbeInput, TrainOptions};
 use crate::analysis::concepts;
+use crate::analysis::generate::{self, GenerateOptions, Steer};
 use crate::embed::{self, read_f32, ResiduePrediction};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
 use crate::features::{self, Reconstruction, SparseFeatures};
 use crate::intervene::{self, Edit};
 use crate::sae::{Encoded, Sae, SaeFormat};
-use crate::weights::sae::SaeSource;
+use crate::train::{harvest::harvest, TrainOptions as SaeTrainOptions, Trainer};
+use crate::weights::sae::{SaeLensOrigin, SaeSource};
 use crate::weights::{self, Vars};
 
 #[wasm_bindgen(start)]
@@ -60,6 +62,8 @@ pub struct Plmscope {
     labels: Vec<Annotated>,
     probe: Option<Probe>,
     circuit: Option<CircuitRun>,
+    /// An SAE being trained, and the layer it reads.
+    training: Option<(usize, Trainer)>,
 }
 
 struct Cached {
@@ -107,7 +111,7 @@ impl Plmscope {
             "cpu" => Device::flex(),
             other => return Err(js_err(format!("backend \"{other}\" is not in this build (it has {:?})", compiled_backends()))),
         };
-        Ok(Plmscope { device, backend, model: None, random_weights: false, saes: Vec::new(), cached: None, labels: Vec::new(), probe: None, circuit: None })
+        Ok(Plmscope { device, backend, model: None, random_weights: false, saes: Vec::new(), cached: None, labels: Vec::new(), probe: None, circuit: None, training: None })
     }
 
     /// Loads a hub model: `config.json` text and `model.safetensors` bytes.
@@ -375,6 +379,104 @@ impl Plmscope {
         let table = concepts::associate(model, self.sae(layer)?, layer, &self.labels, &concepts, top).await.map_err(js_err)?;
         serde_wasm_bindgen::to_value(&table).map_err(js_err)
     }
+}
+
+/// Steered generation and SAE training.
+#[wasm_bindgen]
+impl Plmscope {
+    /// Generates one sequence. `options`: `{steers: [{layer, edits}], start?: FASTA text
+    /// (`<mask>` allowed), length, rounds, maskFraction, temperature, topP, seed}`; edits as
+    /// for `intervene`. Returns `{sequence, pseudoLogLikelihood, steeredActivation}`.
+    pub async fn generate(&self, options: JsValue) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let o: GenerateRequest = serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("generation options: {e}")))?;
+        let start = match o.start.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(text) => alphabet::parse_fasta(text).map_err(|e| js_err(format!("start sequence: {e}")))?.remove(0).residues,
+            None => vec![alphabet::MASK; o.length],
+        };
+        let mut steers = o.steers.into_iter().map(|s| Steer { layer: s.layer, edits: s.edits }).collect::<Vec<_>>();
+        steers.sort_by_key(|s| s.layer);
+        let options = GenerateOptions { rounds: o.rounds, mask_fraction: o.mask_fraction, temperature: o.temperature, top_p: o.top_p, seed: o.seed };
+        let g = generate::generate(model, &self.saes, &steers, &start, options).await.map_err(js_err)?;
+        serde_wasm_bindgen::to_value(&g).map_err(js_err)
+    }
+
+    /// Harvests hidden state `layer` of every residue of `fasta` (at most `max_tokens`) and
+    /// starts training an SAE on it; `options` as [`crate::train::TrainOptions`] in camelCase.
+    /// `progress(done, total)` is called after each sequence harvested.
+    #[wasm_bindgen(js_name = trainSaeStart)]
+    pub async fn train_sae_start(&mut self, fasta: String, layer: usize, max_tokens: usize, options: JsValue, progress: js_sys::Function) -> Result<JsValue, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let options: SaeTrainOptions = serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("training options: {e}")))?;
+        let records = alphabet::parse_fasta(&fasta).map_err(js_err)?;
+        let report = |done: usize, total: usize| {
+            // The page's progress bar only: a failing callback must not stop the harvest.
+            let _ = progress.call2(&JsValue::NULL, &JsValue::from(done), &JsValue::from(total));
+        };
+        let data = harvest(model, &records, layer, max_tokens, report).map_err(js_err)?;
+        let tokens = data.dims()[0];
+        self.training = None;
+        self.training = Some((layer, Trainer::new(data, options).await.map_err(js_err)?));
+        serde_wasm_bindgen::to_value(&TrainingInfo { layer, tokens, sequences: records.len(), steps: options.steps }).map_err(js_err)
+    }
+
+    /// Runs up to `n` more steps of the training; returns their metrics.
+    #[wasm_bindgen(js_name = trainSaeSteps)]
+    pub async fn train_sae_steps(&mut self, n: usize) -> Result<JsValue, JsError> {
+        let (_, trainer) = self.training.as_mut().ok_or_else(|| js_err("no SAE is being trained"))?;
+        let mut out = Vec::new();
+        while out.len() < n && trainer.steps_done() < trainer.options().steps {
+            out.push(trainer.step().await.map_err(js_err)?);
+        }
+        serde_wasm_bindgen::to_value(&out).map_err(js_err)
+    }
+
+    /// The SAE as trained so far, as a SAELens folder: `{cfg: text, weights: bytes, layer}`.
+    /// `loadSae(layer, "saelens", weights, …, cfg)` installs it for every other view.
+    #[wasm_bindgen(js_name = trainSaeFiles)]
+    pub async fn train_sae_files(&self, model_name: String) -> Result<JsValue, JsError> {
+        let (layer, trainer) = self.training.as_ref().ok_or_else(|| js_err("no SAE is being trained"))?;
+        let origin = SaeLensOrigin {
+            model_name,
+            hook_layer: *layer,
+            plmscope: serde_json::json!({ "options": trainer.options(), "steps_done": trainer.steps_done() }),
+        };
+        let (cfg, weights) = weights::sae::to_saelens(&trainer.sae(), &origin).await.map_err(js_err)?;
+        let out = js_sys::Object::new();
+        js_sys::Reflect::set(&out, &"cfg".into(), &cfg.into()).map_err(|_| js_err("building the result"))?;
+        js_sys::Reflect::set(&out, &"weights".into(), &js_sys::Uint8Array::from(&weights[..]).into()).map_err(|_| js_err("building the result"))?;
+        js_sys::Reflect::set(&out, &"layer".into(), &(*layer).into()).map_err(|_| js_err("building the result"))?;
+        Ok(out.into())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SteerRequest {
+    layer: usize,
+    edits: Vec<Edit>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateRequest {
+    #[serde(default)]
+    steers: Vec<SteerRequest>,
+    start: Option<String>,
+    length: usize,
+    rounds: usize,
+    mask_fraction: f32,
+    temperature: f32,
+    top_p: f32,
+    seed: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TrainingInfo {
+    layer: usize,
+    tokens: usize,
+    sequences: usize,
+    steps: usize,
 }
 
 #[derive(Serialize)]

@@ -7,6 +7,7 @@ import { drawHeatmap, matrix } from './views/heatmap.js';
 import { drawPredictions, drawDelta } from './views/predictions.js';
 import { createGraphView, validateGraph } from './views/graph.js';
 import { createAnalysis } from './views/analysis.js';
+import { createDesign } from './views/design.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
@@ -26,6 +27,7 @@ const engine = createEngine({
   },
   progress: (d) => {
     if (d.task === 'circuit') { analysis.onProgress(d); return; }
+    if (d.task) { design.onProgress(d); return; }
     const p = $('progress');
     p.hidden = false;
     p.max = d.total;
@@ -44,6 +46,8 @@ const engine = createEngine({
     showSelfCheck(info.selfCheck);
     fillLayerPickers(info.nLayers);
     analysis.fillLayers(info.nLayers);
+    design.fillLayers(info.nLayers);
+    view.modelName = info.source;
     loadSae(state.layer);
   },
   'sae-ready': ({ info }) => {
@@ -463,6 +467,18 @@ const analysis = createAnalysis({
     $('graph-choice').value = 'live';
     showGraph('live');
   },
+});
+
+const design = createDesign({
+  engine,
+  currentSteer: () => ({ layer: state.layer, edits: state.edits }),
+  openSequence: (fasta) => {
+    $('sequence').value = fasta;
+    updateRecordPicker();
+    run();
+    $('input').scrollIntoView();
+  },
+  modelName: () => view.modelName ?? 'esm2_t6_8M_UR50D',
 });
 
 // ---------------------------------------------------------------------------------------------

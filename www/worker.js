@@ -1,7 +1,9 @@
 // Owns the wasm, the model and the SAEs; the page holds plain data. One status vocabulary:
 //   {status: 'initiate' | 'progress' | 'ready' | 'sae-ready' | 'backend' | 'result' | 'error', ...}
 // progress: {file, loaded, total, fromCache} while weights arrive, `loaded` never decreasing for one
-// file; {task: 'circuit', loaded, total} while a circuit runs (steps done of all).
+// file; {task, loaded, total} while a long task runs: task 'circuit' (steps done of all),
+// 'generate' (samples), 'harvest' (sequences read for SAE training), 'train' (steps, with the
+// new steps' `metrics`).
 // Requests carry an `id`; 'result' and 'error' answer it.
 
 import { HUB, hubModel, hubSae, fetchCached } from './loader.js';
@@ -19,6 +21,7 @@ let lastFeatures = null;
 let labelsLoad = null;
 let probeJson = null;
 let cancelled = false;
+let paused = false;
 
 async function start(wanted) {
   // Load only the wasm that will run: the WebGPU build when an adapter exists, else the CPU one.
@@ -197,6 +200,55 @@ const handlers = {
     return engine.circuitGraph(useProbe);
   },
   cancel() { cancelled = true; },
+  async generate({ options, samples }) {
+    const layers = [...new Set(options.steers.map((s) => s.layer))];
+    for (const layer of layers) await ensureSae(layer);
+    // The baseline watches the same features (scale 1 leaves them as they are) without steering.
+    const watch = options.steers.map((s) => ({ layer: s.layer, edits: s.edits.map((e) => ({ feature: e.feature, op: 'scale', value: 1 })) }));
+    cancelled = false;
+    const out = [];
+    for (let i = 0; i < samples; i++) {
+      await yieldToMessages();
+      if (cancelled) throw new Error(`cancelled after ${i} of ${samples} samples`);
+      const seed = options.seed + i;
+      const steered = await withFallback(() => engine.generate({ ...options, seed }));
+      const baseline = await withFallback(() => engine.generate({ ...options, steers: watch, seed }));
+      out.push({ seed, steered, baseline });
+      postMessage({ status: 'progress', task: 'generate', loaded: i + 1, total: samples });
+    }
+    return out;
+  },
+  async 'train-sae'({ fasta, layer, maxTokens, options }) {
+    const report = (loaded, total) => postMessage({ status: 'progress', task: 'harvest', loaded, total });
+    // A lost device loses the run's optimizer state too: training starts again on the CPU build.
+    return withFallback(() => engine.trainSaeStart(fasta, layer, maxTokens, options, report));
+  },
+  // Runs steps until the end or a 'pause'; a later 'train-run' resumes where it stopped.
+  async 'train-run'({ total, chunk }) {
+    paused = false;
+    let done = 0;
+    for (;;) {
+      await yieldToMessages();
+      if (paused) return { paused: true };
+      const metrics = await engine.trainSaeSteps(chunk);
+      if (!metrics.length) return { paused: false };
+      done = metrics.at(-1).step;
+      postMessage({ status: 'progress', task: 'train', loaded: done, total, metrics });
+      if (done >= total) return { paused: false };
+    }
+  },
+  pause() { paused = true; },
+  // The SAE as trained so far: installed for every view (kept as SAELens files, so that the
+  // CPU build can take it over), and returned for saving.
+  async 'train-install'({ modelName }) {
+    const files = await engine.trainSaeFiles(modelName);
+    const s = { kind: 'saelens', name: 'SAE trained in this page', cfg: files.cfg, bytes: files.weights };
+    const info = installSae(files.layer, s);
+    saeLoads.set(files.layer, s);
+    info.source = s.name;
+    postMessage({ status: 'sae-ready', info });
+    return files;
+  },
   async concepts({ layer, concepts, top }) {
     await ensureSae(layer);
     return withFallback(() => engine.concepts(layer, concepts, top));

@@ -77,6 +77,14 @@ enum Command {
         #[arg(long, default_value_t = 9)]
         repeats: usize,
     },
+    /// Times steered generation (seconds per round) and SAE training (tokens per second) on the
+    /// esm2_t6_8M shape with random weights, and prints Markdown tables for BENCHMARKS.md.
+    BenchDesign {
+        #[arg(long, default_value_t = 100)]
+        residues: usize,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+    },
     /// Times circuits over random proteins (esm2_t6_8M shape, random weights, the demo's random
     /// 10,240-feature SAEs, no probe) for the layer pairs 2→5 and 4→5, and prints a Markdown table
     /// for BENCHMARKS.md.
@@ -483,6 +491,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             eprintln!("→ {}", out.display());
         }
+        Command::BenchDesign { residues, steps } => bench_design(residues, steps, &device)?,
         Command::BenchCircuit { proteins, residues, top_n } => bench_circuit(proteins, residues, top_n, &device)?,
         Command::Probe { data, concept, layer, sae, k, out } => {
             let proteins = read_labels(&data.labels)?;
@@ -625,22 +634,64 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
     Ok(())
 }
 
+fn random_residues(n: usize, state: &mut u64) -> String {
+    let aa = b"ACDEFGHIKLMNPQRSTVWY";
+    (0..n)
+        .map(|_| {
+            *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            aa[(*state >> 33) as usize % 20] as char
+        })
+        .collect()
+}
+
+fn bench_design(residues: usize, steps: usize, device: &Device) -> Result<(), Error> {
+    let config = EsmConfig::esm2_t6_8m();
+    let model = EsmModel::load(&Vars::random(random::SEED, device), &config)?;
+    let saes = vec![(3, weights::sae::random_interplm(config.hidden_size, 10_240, random::SEED ^ 3, device)?)];
+    let steers = [Steer { layer: 3, edits: vec!["clamp:17=8".parse()?] }];
+    let start = vec![alphabet::MASK; residues];
+    // One round is one steered forward; the rest of a run (the PLL, the final encode) is timed
+    // apart by running 0 rounds.
+    let time = |rounds| -> Result<f64, Error> {
+        let t = std::time::Instant::now();
+        let options = GenerateOptions { rounds, ..GenerateOptions::default() };
+        pollster::block_on(generate::generate(&model, &saes, &steers, &start, options))?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let (fixed, ten) = (time(0)?, time(10)?);
+    let per_round = (ten - fixed) / 10.0;
+    println!("| generation, {residues} residues, clamp at layer 3 | per round (ms) | rounds / s | PLL + final encode (s) |");
+    println!("|---|---|---|---|");
+    println!("| native | {:.0} | {:.1} | {fixed:.2} |", per_round * 1e3, 1.0 / per_round);
+    println!();
+    let mut state = 0x7EA1_u64;
+    let fasta: String = (0..40).map(|i| format!(">r{i}\n{}\n", random_residues(300, &mut state))).collect();
+    let records = alphabet::parse_fasta(&fasta)?;
+    let data = harvest(&model, &records, 3, usize::MAX, |_, _| {})?;
+    println!("| SAE training at layer 3, batch 1024 tokens | step (ms) | tokens / s |");
+    println!("|---|---|---|");
+    for (name, recipe) in [("top-k 2048 / k 32", Recipe::TopK { k: 32 }), ("ReLU + L1, 2048", Recipe::ReluL1 { l1: 0.4 })] {
+        let options = train::TrainOptions { recipe, d_sae: 2048, steps, batch: 1024, ..train::TrainOptions::default() };
+        let mut trainer = pollster::block_on(Trainer::new(data.clone(), options))?;
+        pollster::block_on(trainer.step())?; // the first step allocates
+        let t = std::time::Instant::now();
+        for _ in 1..steps {
+            pollster::block_on(trainer.step())?;
+        }
+        let step = t.elapsed().as_secs_f64() / (steps - 1) as f64;
+        println!("| {name} | {:.0} | {:.0} |", step * 1e3, 1024.0 / step);
+    }
+    println!();
+    println!("Native, burn Flex, esm2_t6_8M shape with random weights, {} tokens harvested from 40 random 300-residue proteins.", data.dims()[0]);
+    Ok(())
+}
+
 fn bench_circuit(n_proteins: usize, residues: usize, top_n: usize, device: &Device) -> Result<(), Error> {
     let config = EsmConfig::esm2_t6_8m();
     let model = EsmModel::load(&Vars::random(random::SEED, device), &config)?;
-    let aa = b"ACDEFGHIKLMNPQRSTVWY";
     let mut state = 0x5EED_u64;
-    let proteins: Vec<Annotated> = (0..n_proteins)
-        .map(|i| {
-            let sequence = (0..residues)
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    aa[(state >> 33) as usize % 20] as char
-                })
-                .collect();
-            Annotated { accession: format!("R{i}"), sequence, segments: vec![] }
-        })
-        .collect();
+    let proteins: Vec<Annotated> =
+        (0..n_proteins).map(|i| Annotated { accession: format!("R{i}"), sequence: random_residues(residues, &mut state), segments: vec![] }).collect();
     println!("| layers | blocks run per ablation | selection: {n_proteins} forwards + encodes (s) | ablations (s) | per ablated feature (ms) | total (s) |");
     println!("|---|---|---|---|---|---|");
     for (a, b) in [(2, 5), (4, 5)] {

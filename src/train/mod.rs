@@ -99,7 +99,7 @@ impl TrainOptions {
         if self.steps == 0 || self.batch == 0 {
             return bad(format!("steps ({}) and batch ({}) must be at least 1", self.steps, self.batch));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(0.0..=1.0).contains(&self.decay_from) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && (0.0..=1.0).contains(&self.decay_from)) {
             return bad(format!("lr ({}) must be > 0 and decay_from ({}) within 0..=1", self.lr, self.decay_from));
         }
         if d_in == 0 || tokens < self.batch {

@@ -334,3 +334,83 @@ test('probes, a live circuit in the graph view (cancel, save, reload) and the co
     await browser.close();
   }
 });
+
+test('steered generation is the CLI\'s; an SAE trained in the page pauses, resumes, serves the viewer and loads in the CLI', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  try {
+    await loadRealFormatFiles(page);
+
+    // Two samples steered at layer 3, each beside its unsteered twin; the same as the CLI's.
+    await page.fill('#gen-steers', '3:clamp:5=8');
+    for (const [id, v] of [['gen-length', '20'], ['gen-samples', '2'], ['gen-rounds', '3'], ['gen-seed', '11']]) await page.fill(`#${id}`, v);
+    await page.click('#gen-run');
+    await waitText(page, 'gen-status', /^2 sequences, each steered and unsteered from the same seed/);
+    const rows = await page.locator('#gen-results tr').evaluateAll((trs) => trs.slice(1).map((tr) => [...tr.cells].map((c) => c.textContent)));
+    cli('generate', '--model', join(work, 'model'), '--sae', `3=${SAE}`, '--steer', '3:clamp:5=8', '--length', '20',
+      '--samples', '2', '--rounds', '3', '--seed', '11', '--out', join(work, 'gen.fasta'));
+    const records = readFileSync(join(work, 'gen.fasta'), 'utf8').trim().split('>').slice(1).map((r) => r.split('\n'));
+    assert.equal(rows.length, 2);
+    rows.forEach(([seed, sequence, pll, moved], i) => {
+      assert.equal(seed, String(11 + i));
+      assert.equal(sequence, records[i][1]);
+      const cliPll = Number(/pll=(-?[0-9.]+)/.exec(records[i][0])[1]);
+      assert.ok(Math.abs(Number(pll.split(' / ')[0]) - cliPll) < 1e-2, `${pll} vs ${records[i][0]}`);
+      assert.match(moved, /^L3:F5 [0-9.]+ \(unsteered [0-9.]+\)$/);
+    });
+    // A bad steer is named and the results stay.
+    await page.fill('#gen-steers', 'clamp:5=8');
+    await page.click('#gen-run');
+    await waitText(page, 'design-error', /"clamp:5=8" is not LAYER:EDIT/);
+    assert.equal(await page.locator('#gen-results tr').count(), 3);
+    await page.locator('#gen-results button').first().click();
+    await waitText(page, 'summary', /^generated seed 11.*20 residues, layer 3, 256 features/);
+
+    // Training: paused, used at once by the viewer, resumed to the end, saved as SAELens files.
+    await page.selectOption('#train-source', 'random');
+    for (const [id, v] of [['train-random-n', '8'], ['train-d-sae', '64'], ['train-k', '8'], ['train-steps', '60'], ['train-batch', '128'], ['train-lr', '0.005']]) {
+      await page.fill(`#${id}`, v);
+    }
+    await page.selectOption('#train-layer', '3');
+    await page.click('#train-start');
+    await waitText(page, 'train-status', /^Step \d+ of 60/);
+    await page.click('#train-pause');
+    await waitText(page, 'train-status', /^Paused at step \d+ of 60/);
+    const pausedAt = Number(/step (\d+)/.exec(await page.textContent('#train-status'))[1]);
+    assert.ok(pausedAt < 60, `paused at ${pausedAt}`);
+    await page.click('#train-install');
+    await waitText(page, 'sae-status', /SAE at layer 3: SAE trained in this page \(saelens, 64 features\)/);
+    await waitText(page, 'summary', /20 residues, layer 3, 64 features/);
+    await page.click('#train-resume');
+    await waitText(page, 'train-status', /^Trained: 60 steps in [0-9.]+ s \(\d+ tokens\/s\); installed as the SAE of layer 3 for every view/);
+    const inked = await page.evaluate(() => ['curve-loss', 'curve-fve', 'curve-l0', 'curve-dead'].map((id) => {
+      const c = document.getElementById(id);
+      return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((v, i) => i % 4 === 3 && v > 0).length;
+    }));
+    inked.forEach((n) => assert.ok(n > 200, `a curve has only ${n} inked pixels`));
+    await page.screenshot({ path: join(artifacts, 'design.png'), fullPage: true });
+
+    const folder = join(work, 'trained');
+    mkdirSync(folder, { recursive: true });
+    const downloads = [];
+    page.on('download', (d) => downloads.push(d));
+    await page.click('#train-save');
+    for (let i = 0; i < 50 && downloads.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    for (const d of downloads) {
+      await d.saveAs(join(folder, d.suggestedFilename().endsWith('cfg.json') ? 'cfg.json' : 'sae_weights.safetensors'));
+    }
+    assert.deepEqual(downloads.map((d) => d.suggestedFilename()).sort(), ['sae_layer3_cfg.json', 'sae_layer3_sae_weights.safetensors']);
+    // The CLI reads the saved folder and ranks the same feature first as the page does.
+    await page.fill('#sequence', SEQUENCE);
+    await page.click('#run');
+    await waitText(page, 'summary', /30 residues, layer 3, 64 features/);
+    const shownTop = Number(await page.getAttribute('#feature-list li >> nth=0', 'data-feature'));
+    cli('features', '--model', join(work, 'model'), '--sae', folder, '--layer', '3', '--fasta', join(work, 'in.fasta'), '--out', join(work, 'trained.safetensors'));
+    const { shape, data } = readSafetensors(join(work, 'trained.safetensors'))['0.features'];
+    assert.deepEqual(shape, [30, 64]);
+    const max = Array.from({ length: 64 }, (_, j) => Math.max(...Array.from({ length: 30 }, (_, r) => data[r * 64 + j])));
+    assert.equal(shownTop, max.indexOf(Math.max(...max)));
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});

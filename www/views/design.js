@@ -1,0 +1,228 @@
+// Steered generation and SAE training: the page's side. The worker generates and trains; this
+// module reads the controls, shows progress, the generated sequences and the training curves.
+
+import { editFromText, editToText } from '../state.js';
+import { drawCurve } from './curves.js';
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
+const CURVES = [
+  ['curve-loss', 'loss', (m) => m.loss],
+  ['curve-fve', 'variance explained', (m) => m.fractionVarianceExplained],
+  ['curve-l0', 'L0', (m) => m.l0],
+  ['curve-dead', 'dead fraction', (m) => m.deadFraction],
+];
+
+/** "3:clamp:17=8 5:scale:3=2" → [{layer: 3, edits: […]}, {layer: 5, edits: […]}]; throws on a bad part. */
+export function parseSteers(text) {
+  const byLayer = new Map();
+  for (const part of text.split(/[\s;]+/).filter(Boolean)) {
+    const m = /^(\d+):(.+)$/.exec(part);
+    const edit = m && editFromText(m[2]);
+    if (!edit) throw new Error(`"${part}" is not LAYER:EDIT, e.g. 3:clamp:17=8, 3:scale:5=2 or 3:ablate:9`);
+    const layer = Number(m[1]);
+    if (!byLayer.has(layer)) byLayer.set(layer, []);
+    byLayer.get(layer).push(edit);
+  }
+  return [...byLayer].sort(([a], [b]) => a - b).map(([layer, edits]) => ({ layer, edits }));
+}
+
+/** `n` random proteins of 100–300 residues from a seeded generator (the offline demo's data). */
+function randomProteins(n, seed) {
+  let s = seed >>> 0 || 1;
+  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
+  const aa = 'ACDEFGHIKLMNPQRSTVWY';
+  return Array.from({ length: n }, (_, i) => {
+    const len = 100 + Math.floor(next() * 201);
+    return `>random${i + 1}\n${Array.from({ length: len }, () => aa[Math.floor(next() * 20)]).join('')}\n`;
+  }).join('');
+}
+
+export function createDesign({ engine, currentSteer, openSequence, modelName }) {
+  let generated = [];
+  let training = null; // {layer, total, batch, steps: [], metrics: [], ms: time spent stepping}
+  const error = (e) => { $('design-error').textContent = e ? e.message ?? String(e) : ''; };
+  const num = (id) => Number($(id).value);
+
+  // ------------------------------------------------------------------ generation
+  $('gen-from-edits').addEventListener('click', () => {
+    const { layer, edits } = currentSteer();
+    $('gen-steers').value = edits.map((e) => `${layer}:${editToText({ ...e, positions: null })}`).join(' ');
+  });
+
+  $('gen-run').addEventListener('click', async () => {
+    error();
+    let steers;
+    try {
+      steers = parseSteers($('gen-steers').value);
+    } catch (e) { error(e); return; }
+    const options = {
+      steers, start: $('gen-start').value.trim() || null, length: num('gen-length'), rounds: num('gen-rounds'),
+      maskFraction: num('gen-mask'), temperature: num('gen-temperature'), topP: num('gen-top-p'), seed: num('gen-seed'),
+    };
+    $('gen-run').disabled = true;
+    $('gen-cancel').disabled = false;
+    $('gen-status').textContent = 'Generating…';
+    try {
+      const { result, ms } = await engine.request('generate', { options, samples: num('gen-samples') });
+      generated = result;
+      $('gen-status').textContent = `${result.length} sequence${result.length === 1 ? '' : 's'}, each steered and unsteered from the same seed, in ${(ms / 1000).toFixed(1)} s`;
+      renderGenerated();
+      $('gen-save').disabled = false;
+    } catch (e) {
+      $('gen-status').textContent = '';
+      error(e);
+    } finally {
+      $('gen-run').disabled = false;
+      $('gen-cancel').disabled = true;
+      $('gen-progress').hidden = true;
+    }
+  });
+  $('gen-cancel').addEventListener('click', () => engine.post({ type: 'cancel' }));
+  $('gen-save').addEventListener('click', () => {
+    const text = generated.map((g) => `>seed${g.seed} pll=${g.steered.pseudoLogLikelihood.toFixed(3)} ${activations(g.steered)}\n${g.steered.sequence}\n`).join('');
+    save('plmscope-generated.fasta', new Blob([text], { type: 'text/plain' }));
+  });
+
+  const activations = (g) => g.steeredActivation.map(([l, f, a]) => `L${l}:F${f}=${a.toFixed(3)}`).join(' ');
+
+  function renderGenerated() {
+    const table = document.createElement('table');
+    const head = document.createElement('tr');
+    head.append(...['seed', 'sequence (steered)', 'PLL steered / unsteered', 'steered features, mean activation: steered → unsteered run', ''].map((h) => el('th', h)));
+    table.append(head);
+    for (const g of generated) {
+      const tr = document.createElement('tr');
+      const seq = el('td');
+      seq.append(el('code', g.steered.sequence));
+      seq.className = 'sequence';
+      const moved = g.steered.steeredActivation.map(([l, f, a], i) => `L${l}:F${f} ${a.toFixed(3)} (unsteered ${g.baseline.steeredActivation[i][2].toFixed(3)})`).join('; ');
+      const open = el('button', 'Open');
+      open.title = 'Show this sequence\'s features per residue in the viewer above';
+      open.addEventListener('click', () => openSequence(`>generated seed ${g.seed}\n${g.steered.sequence}`));
+      const openCell = document.createElement('td');
+      openCell.append(open);
+      tr.append(el('td', String(g.seed)), seq,
+        el('td', `${g.steered.pseudoLogLikelihood.toFixed(2)} / ${g.baseline.pseudoLogLikelihood.toFixed(2)}`), el('td', moved || '–'), openCell);
+      table.append(tr);
+    }
+    $('gen-results').replaceChildren(table);
+  }
+
+  // ------------------------------------------------------------------ training
+  $('train-source').addEventListener('change', () => { $('train-file').hidden = $('train-source').value !== 'file'; });
+  $('train-recipe').addEventListener('change', () => {
+    const topk = $('train-recipe').value === 'top-k';
+    $('train-k-label').hidden = !topk;
+    $('train-l1-label').hidden = topk;
+  });
+
+  async function trainingFasta() {
+    const source = $('train-source').value;
+    if (source === 'input') return $('sequence').value;
+    if (source === 'random') return randomProteins(num('train-random-n'), num('train-seed'));
+    const file = $('train-file').files[0];
+    if (!file) throw new Error('choose a FASTA file to train on');
+    return file.text();
+  }
+
+  function drawCurves() {
+    for (const [id, label, pick] of CURVES) {
+      drawCurve($(id), label, training.steps, training.metrics.map(pick), id === 'curve-l0' ? (v) => v.toFixed(1) : undefined);
+    }
+  }
+
+  // Installing reads the trainer, so it waits for a pause or the end.
+  async function runSteps() {
+    $('train-pause').disabled = false;
+    $('train-resume').disabled = true;
+    $('train-install').disabled = true;
+    try {
+      const { result, ms } = await engine.request('train-run', { total: training.total, chunk: 5 });
+      training.ms += ms;
+      const done = training.steps.at(-1) ?? 0;
+      if (result.paused) {
+        $('train-status').textContent = `Paused at step ${done} of ${training.total}`;
+        $('train-resume').disabled = false;
+        $('train-install').disabled = false;
+      } else {
+        const seconds = training.ms / 1000;
+        await install(`Trained: ${done} steps in ${seconds.toFixed(1)} s (${Math.round((done * training.batch) / seconds)} tokens/s)`);
+      }
+    } catch (e) {
+      error(e);
+      $('train-resume').disabled = false;
+    } finally {
+      $('train-pause').disabled = true;
+      $('train-progress').hidden = true;
+    }
+  }
+
+  async function install(what) {
+    const { result } = await engine.request('train-install', { modelName: modelName() });
+    training.files = result;
+    $('train-save').disabled = false;
+    $('train-status').textContent = `${what}; installed as the SAE of layer ${result.layer} for every view`;
+  }
+
+  $('train-start').addEventListener('click', async () => {
+    error();
+    const recipe = $('train-recipe').value === 'top-k' ? { kind: 'top-k', k: num('train-k') } : { kind: 'relu-l1', l1: num('train-l1') };
+    const options = {
+      recipe, dSae: num('train-d-sae'), layerNorm: $('train-layer-norm').checked, steps: num('train-steps'),
+      batch: num('train-batch'), lr: num('train-lr'), seed: num('train-seed'),
+    };
+    const layer = num('train-layer');
+    $('train-start').disabled = true;
+    try {
+      const fasta = await trainingFasta();
+      $('train-status').textContent = 'Reading activations…';
+      const { result } = await engine.request('train-sae', { fasta, layer, maxTokens: num('train-max-tokens'), options });
+      training = { layer, total: options.steps, batch: options.batch, steps: [], metrics: [], ms: 0 };
+      $('train-status').textContent = `${result.tokens} tokens of layer ${layer} from ${result.sequences} sequences; training…`;
+      $('train-save').disabled = true;
+      await runSteps();
+    } catch (e) {
+      $('train-status').textContent = '';
+      error(e);
+    } finally {
+      $('train-start').disabled = false;
+    }
+  });
+  $('train-pause').addEventListener('click', () => engine.post({ type: 'pause' }));
+  $('train-resume').addEventListener('click', () => { error(); runSteps(); });
+  $('train-install').addEventListener('click', async () => {
+    try { await install(`Step ${training?.steps.at(-1) ?? 0}`); } catch (e) { error(e); }
+  });
+  $('train-save').addEventListener('click', () => {
+    const { cfg, weights, layer } = training.files;
+    save(`sae_layer${layer}_cfg.json`, new Blob([cfg], { type: 'application/json' }));
+    save(`sae_layer${layer}_sae_weights.safetensors`, new Blob([weights]));
+  });
+
+  function save(name, blob) {
+    const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(blob), download: name });
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }
+
+  return {
+    fillLayers(n) {
+      $('train-layer').replaceChildren(...Array.from({ length: n }, (_, i) => Object.assign(el('option', String(i + 1)), { value: String(i + 1) })));
+      $('train-layer').value = String(Math.min(3, n));
+    },
+    onProgress(d) {
+      const bar = $(d.task === 'generate' ? 'gen-progress' : 'train-progress');
+      bar.hidden = false;
+      bar.max = d.total;
+      bar.value = d.loaded;
+      if (d.task === 'generate') $('gen-status').textContent = `Sample ${d.loaded} of ${d.total}`;
+      if (d.task === 'harvest') $('train-status').textContent = `Reading activations: sequence ${d.loaded} of ${d.total}`;
+      if (d.task === 'train') {
+        for (const m of d.metrics) { training.steps.push(m.step); training.metrics.push(m); }
+        $('train-status').textContent = `Step ${d.loaded} of ${d.total}`;
+        drawCurves();
+      }
+    },
+  };
+}
