@@ -1,65 +1,16 @@
-//! SAE training on activations with a known sparse structure: every token is a sparse positive
-//! combination of a few of `N_TRUE` random unit directions, plus an offset. A trained SAE should
-//! find those directions among its decoder rows, reconstruct the tokens, and come back the same
-//! from its SAELens files.
+//! SAE training on activations with a known sparse structure (tests/common/synthetic.rs). A
+//! trained SAE should find the planted directions among its decoder rows, reconstruct the tokens,
+//! and come back the same from its SAELens files.
 
 #[macro_use]
 mod common;
 
 use burn::prelude::*;
-use common::planted::Rng;
+use common::synthetic::{recovered, synthetic, Synthetic, ACTIVE, D_IN, N_TRUE, TOKENS};
 use plmscope::embed::read_f32;
 use plmscope::esm::Batch;
 use plmscope::train::{harvest::harvest, Recipe, TrainError, TrainOptions, Trainer};
 use plmscope::weights::sae::{self, SaeLensOrigin, SaeSource};
-
-const D_IN: usize = 32;
-const N_TRUE: usize = 48;
-const ACTIVE: usize = 3;
-const TOKENS: usize = 16_384;
-
-struct Synthetic {
-    /// `[N_TRUE][D_IN]`, unit rows.
-    directions: Vec<Vec<f32>>,
-    data: Vec<f32>,
-}
-
-fn synthetic(seed: u64) -> Synthetic {
-    let mut rng = Rng(seed);
-    let directions: Vec<Vec<f32>> = (0..N_TRUE)
-        .map(|_| {
-            let v: Vec<f32> = (0..D_IN).map(|_| rng.normal()).collect();
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / n).collect()
-        })
-        .collect();
-    let offset: Vec<f32> = (0..D_IN).map(|_| 0.3 * rng.normal()).collect();
-    let mut data = Vec::with_capacity(TOKENS * D_IN);
-    for _ in 0..TOKENS {
-        let mut x = offset.clone();
-        for _ in 0..ACTIVE {
-            let j = (rng.next() * N_TRUE as f32) as usize % N_TRUE;
-            let a = 0.5 + rng.next();
-            x.iter_mut().zip(&directions[j]).for_each(|(x, d)| *x += a * d);
-        }
-        data.extend(x);
-    }
-    Synthetic { directions, data }
-}
-
-/// How many true directions have a decoder row with cosine > 0.9.
-fn recovered(directions: &[Vec<f32>], w_dec: &[f32], d_sae: usize) -> usize {
-    directions
-        .iter()
-        .filter(|u| {
-            (0..d_sae).any(|j| {
-                let row = &w_dec[j * D_IN..(j + 1) * D_IN];
-                let n = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-                row.iter().zip(u.iter()).map(|(a, b)| a * b).sum::<f32>() / n > 0.9
-            })
-        })
-        .count()
-}
 
 fn options(recipe: Recipe) -> TrainOptions {
     TrainOptions {

@@ -118,3 +118,46 @@ async fn the_wasm_object_runs_features_and_interventions_on_cpu() {
 async fn the_wasm_object_runs_features_and_interventions_on_webgpu() {
     object_path("webgpu").await;
 }
+
+/// SAE training with burn's autodiff on the browser's backends: the planted directions found
+/// (tests/common/synthetic.rs) as natively (tests/train.rs).
+async fn check_training(label: &str, device: Device) {
+    use common::synthetic::{recovered, synthetic, ACTIVE, D_IN, N_TRUE, TOKENS};
+    use plmscope::train::{Recipe, TrainOptions, Trainer};
+    let s = synthetic(0x7A11);
+    let data = Tensor::<1>::from_floats(s.data.as_slice(), &device).reshape([TOKENS, D_IN]);
+    let options = TrainOptions {
+        recipe: Recipe::TopK { k: ACTIVE + 1 },
+        d_sae: 2 * N_TRUE,
+        // Fewer, larger steps than natively: on the software WebGPU adapter a step costs its
+        // kernel launches and one read-back, whatever its size.
+        steps: 100,
+        batch: 1024,
+        lr: 2e-2,
+        warmup_steps: 20,
+        dead_after: 4096,
+        aux_k: 16,
+        ..TrainOptions::default()
+    };
+    let mut trainer = Trainer::new(data, options).await.unwrap();
+    let mut last = None;
+    while trainer.steps_done() < options.steps {
+        last = Some(trainer.step().await.unwrap());
+    }
+    let last = last.unwrap();
+    let w_dec = plmscope::embed::read_f32(trainer.sae().w_dec).await.unwrap();
+    let found = recovered(&s.directions, &w_dec, 2 * N_TRUE);
+    say!("{label} training: {found} of {N_TRUE} directions at cos > 0.9; {last:?}");
+    assert!(found * 10 >= N_TRUE * 9, "{label}: only {found} of {N_TRUE} directions recovered");
+    assert!(last.fraction_variance_explained > 0.95 && last.l0 <= (ACTIVE + 1) as f32 + 1e-6, "{label}: {last:?}");
+}
+
+#[wasm_bindgen_test]
+async fn cpu_backend_trains_an_sae() {
+    check_training("wasm cpu", Device::flex()).await;
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_backend_trains_an_sae() {
+    check_training("wasm webgpu", webgpu().await).await;
+}

@@ -18,6 +18,7 @@ macro_rules! say {
 
 pub mod planted;
 pub mod sae;
+pub mod synthetic;
 
 use std::collections::BTreeMap;
 
