@@ -11,6 +11,19 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo
   echo "Written by \`pkg-build/bench.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m)); native CPU build (burn Flex backend)."
   echo
+  echo "## Speed against the peers (pkg-build/bench/speed.sh)"
+  echo
+  echo "The same random-weight esm2_t6_8M and 10,240-feature SAE (layer 3) in every engine, the same inputs,"
+  echo "one run: plmscope natively (burn Flex with its SIMD kernels and rayon; RAYON_NUM_THREADS 1 and 2),"
+  echo "transformers on torch and onnxruntime (intra-op threads 1 and 2) on peers.py's ONNX export, and in"
+  echo "headless Chromium plmscope's CPU build (wasm SIMD, 1 thread) beside onnxruntime-web 1.30 on the same"
+  echo "ONNX files (1 thread without isolation, as GitHub Pages serves; 2 threads behind COOP/COEP). Results"
+  echo "are read back in every engine. GFLOP counts the multiply-adds (×2) of the work the case needs; for"
+  echo "the intervention that is plmscope's (blocks after layer 3 from its cache), so a peer's GFLOP/s there"
+  echo "is an effective rate. The WebGPU row runs on Chromium's software adapter: a record, not a speed."
+  echo
+  pkg-build/bench/speed.sh
+  echo
   echo "## An intervention at layer L against a full forward"
   echo
   echo "esm2_t6_8M shape with random weights, one 300-residue sequence, a 10,240-feature ReLU SAE at layer L,"

@@ -24,6 +24,7 @@
 
 pub mod alphabet;
 pub mod analysis;
+pub mod bench;
 pub mod embed;
 pub mod esm;
 pub mod features;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::alphabet::{self, Record};
+use crate::bench;
 use crate::analysis::circuit::{CircuitOptions, CircuitRun};
 use crate::analysis::labels::{self, Annotated};
 use crate::analysis::probe::{self, Probe, ProbeInput, TrainOptions};
@@ -64,6 +65,8 @@ pub struct Plmscope {
     circuit: Option<CircuitRun>,
     /// An SAE being trained, and the layer it reads.
     training: Option<(usize, Trainer)>,
+    /// A benchmark case ready to run (src/bench.rs).
+    bench: Option<bench::Prepared>,
 }
 
 struct Cached {
@@ -111,7 +114,7 @@ impl Plmscope {
             "cpu" => Device::flex(),
             other => return Err(js_err(format!("backend \"{other}\" is not in this build (it has {:?})", compiled_backends()))),
         };
-        Ok(Plmscope { device, backend, model: None, random_weights: false, saes: Vec::new(), cached: None, labels: Vec::new(), probe: None, circuit: None, training: None })
+        Ok(Plmscope { device, backend, model: None, random_weights: false, saes: Vec::new(), cached: None, labels: Vec::new(), probe: None, circuit: None, training: None, bench: None })
     }
 
     /// Loads a hub model: `config.json` text and `model.safetensors` bytes.
@@ -447,6 +450,31 @@ impl Plmscope {
         js_sys::Reflect::set(&out, &"weights".into(), &js_sys::Uint8Array::from(&weights[..]).into()).map_err(|_| js_err("building the result"))?;
         js_sys::Reflect::set(&out, &"layer".into(), &(*layer).into()).map_err(|_| js_err("building the result"))?;
         Ok(out.into())
+    }
+}
+
+/// The speed benchmark (pkg-build/bench/): the same cases as `plmscope bench-cases`, on the model
+/// and the SAE of layer 3 loaded here (`loadRandom`, `loadRandomSae(3, 10240, seed)`), timed by
+/// the caller around `benchRun`.
+#[wasm_bindgen]
+impl Plmscope {
+    /// Prepares `case` ("forward", "sae", "intervene", "matmul") for `batch` sequences of
+    /// `residues`.
+    #[wasm_bindgen(js_name = benchPrepare)]
+    pub fn bench_prepare(&mut self, case: &str, batch: usize, residues: usize) -> Result<(), JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let case: bench::Case = case.parse().map_err(js_err)?;
+        let sae = self.sae(bench::LAYER)?;
+        self.bench = Some(bench::prepare(model, sae, case, batch, residues).map_err(js_err)?);
+        Ok(())
+    }
+
+    /// Runs the prepared case once, results read back; returns how many numbers came back.
+    #[wasm_bindgen(js_name = benchRun)]
+    pub async fn bench_run(&self) -> Result<usize, JsError> {
+        let (_, model) = self.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
+        let prepared = self.bench.as_ref().ok_or_else(|| js_err("call benchPrepare first"))?;
+        Ok(bench::run(model, self.sae(bench::LAYER)?, prepared).await?.len())
     }
 }
 

@@ -77,6 +77,19 @@ enum Command {
         #[arg(long, default_value_t = 9)]
         repeats: usize,
     },
+    /// Times the speed benchmark's cases (src/bench.rs) on the random esm2_t6_8M and its
+    /// 10,240-feature SAE at layer 3; prints one JSON line per case and shape (median ms), as
+    /// pkg-build/bench/peers.py does for torch and onnxruntime. Threads: RAYON_NUM_THREADS.
+    BenchCases {
+        #[arg(long, value_delimiter = ',', default_value = "forward,sae,intervene,matmul")]
+        cases: Vec<plmscope::bench::Case>,
+        /// BATCHxRESIDUES, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1x100,1x300,1x1000,32x300")]
+        shapes: Vec<String>,
+        /// peers.py's logits of 1×100 (logits_1x100.safetensors): prints the largest difference.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+    },
     /// Times steered generation (seconds per round) and SAE training (tokens per second) on the
     /// esm2_t6_8M shape with random weights, and prints Markdown tables for BENCHMARKS.md.
     BenchDesign {
@@ -491,6 +504,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             eprintln!("→ {}", out.display());
         }
+        Command::BenchCases { cases, shapes, reference } => bench_cases(&cases, &shapes, reference.as_deref(), &device)?,
         Command::BenchDesign { residues, steps } => bench_design(residues, steps, &device)?,
         Command::BenchCircuit { proteins, residues, top_n } => bench_circuit(proteins, residues, top_n, &device)?,
         Command::Probe { data, concept, layer, sae, k, out } => {
@@ -632,6 +646,43 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
     println!();
     println!("Full forward (embeddings, 6 blocks, LM head, logits read back): {forward:.1} ms; 1×{residues} residues, d_sae {d_sae}, median of {repeats}.");
     Ok(())
+}
+
+fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Option<&Path>, device: &Device) -> Result<(), Error> {
+    use plmscope::bench::{self, Case};
+    let (model, sae) = bench::model_and_sae(device)?;
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    if let Some(path) = reference {
+        let want = safetensors::read(&read(path)?, &path.display().to_string())?.remove("logits").ok_or("no `logits` in the reference")?;
+        let got = pollster::block_on(bench::run(&model, &sae, &bench::prepare(&model, &sae, Case::Forward, 1, 100)?))?;
+        let worst = got.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        println!("{}", serde_json::json!({ "check": "logits 1x100 against transformers", "max_abs_diff": worst, "n": want.data.len() }));
+    }
+    for &case in cases {
+        let shapes: Vec<(usize, usize)> = if case == Case::Matmul {
+            vec![(bench::MATMUL, bench::MATMUL)]
+        } else {
+            shapes.iter().map(|s| parse_shape(s)).collect::<Result<_, _>>()?
+        };
+        for (b, r) in shapes {
+            if case == Case::Intervene && b != 1 {
+                continue;
+            }
+            let prepared = bench::prepare(&model, &sae, case, b, r)?;
+            let repeats = if b * r >= 1000 { 3 } else { 7 };
+            let ms = median_ms(repeats, || {
+                pollster::block_on(bench::run(&model, &sae, &prepared)).expect("the CPU backend reads back");
+            });
+            let name = format!("{case:?}").to_lowercase();
+            println!("{}", serde_json::json!({ "engine": "plmscope", "threads": threads, "case": name, "shape": format!("{b}x{r}"), "ms": (ms * 100.0).round() / 100.0, "gflop": bench::flop(case, b, r) / 1e9 }));
+        }
+    }
+    Ok(())
+}
+
+fn parse_shape(s: &str) -> Result<(usize, usize), String> {
+    let (b, r) = s.split_once('x').ok_or_else(|| format!("shape \"{s}\" is not BATCHxRESIDUES"))?;
+    Ok((b.parse().map_err(|_| format!("shape \"{s}\": bad batch"))?, r.parse().map_err(|_| format!("shape \"{s}\": bad residues"))?))
 }
 
 fn random_residues(n: usize, state: &mut u64) -> String {

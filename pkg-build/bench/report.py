@@ -1,0 +1,76 @@
+"""Markdown for BENCHMARKS.md from the speed suite's JSON lines (stdin): plmscope natively
+(`plmscope bench-cases`), torch and onnxruntime (peers.py), and the browser engines
+(browser.mjs). Medians from one run; ratios are plmscope's time ÷ the peer's (< 1: plmscope is
+faster)."""
+
+import json
+import sys
+
+rows = [json.loads(line) for line in sys.stdin if line.startswith("{")]
+checks = [r for r in rows if "check" in r]
+runs = [r for r in rows if "engine" in r]
+gflop = {(r["case"], r["shape"]): r["gflop"] for r in runs if "gflop" in r}
+ms = {(r["engine"], str(r["threads"]), r["case"], r["shape"]): r["ms"] for r in runs}
+engines = []
+for r in runs:
+    key = (r["engine"], str(r["threads"]))
+    if key not in engines:
+        engines.append(key)
+
+NATIVE = [("plmscope", "1"), ("plmscope", "2"), ("onnxruntime", "1"), ("onnxruntime", "2"), ("torch", "1"), ("torch", "2")]
+BROWSER = [("plmscope-wasm", "1"), ("onnxruntime-web", "1"), ("onnxruntime-web", "2"), ("plmscope-webgpu-swiftshader", "1")]
+RATIOS = [
+    ("plmscope ÷ onnxruntime, 2 threads", ("plmscope", "2"), ("onnxruntime", "2")),
+    ("plmscope ÷ torch, 2 threads", ("plmscope", "2"), ("torch", "2")),
+    ("wasm: plmscope ÷ onnxruntime-web, 1 thread", ("plmscope-wasm", "1"), ("onnxruntime-web", "1")),
+]
+
+
+def name(e):
+    return f"{e[0]} ({e[1]} thread{'s' if e[1] != '1' else ''})"
+
+
+for c in checks:
+    print(f"Same model: {c['check']}: max |Δ| = {c['max_abs_diff']:.2e} over {c['n']} values.\n")
+
+print("### Matmul peak ([1024, 1024] · [1024, 1024], 2.15 GFLOP)\n")
+print("| engine | ms | GFLOP/s |")
+print("|---|---|---|")
+for e in engines:
+    t = ms.get((*e, "matmul", "1024x1024"))
+    if t:
+        print(f"| {name(e)} | {t:.1f} | {2 * 1024**3 / t / 1e6:.1f} |")
+print()
+
+for case, title in [("forward", "Forward (logits, every hidden state kept)"), ("sae", "Forward + SAE encode at layer 3 (10,240 features, every position)"),
+                    ("intervene", "Intervention at layer 3 (feature 17 ablated; plmscope re-runs blocks 4–6 from its cache, the peers a full forward with a patch)")]:
+    shapes = [s for s in ["1x100", "1x300", "1x1000", "32x300"] if (case, s) in gflop]
+    if not shapes:
+        continue
+    print(f"### {title}\n")
+    for group, label in [(NATIVE, "native"), (BROWSER, "in headless Chromium")]:
+        cols = [e for e in group if any((*e, case, s) in ms for s in shapes)]
+        if not cols:
+            continue
+        print(f"{label}: median ms (GFLOP/s)\n")
+        print("| shape | GFLOP | " + " | ".join(name(e) for e in cols) + " |")
+        print("|---|---|" + "---|" * len(cols))
+        for s in shapes:
+            g = gflop[(case, s)]
+            cells = []
+            for e in cols:
+                t = ms.get((*e, case, s))
+                cells.append(f"{t:.1f} ({g / t * 1e3:.1f})" if t else "–")
+            print(f"| {s} | {g:.2f} | " + " | ".join(cells) + " |")
+        print()
+    present = [(label, a, b) for label, a, b in RATIOS if any((*a, case, s) in ms and (*b, case, s) in ms for s in shapes)]
+    if present:
+        print("| shape | " + " | ".join(label for label, _, _ in present) + " |")
+        print("|---|" + "---|" * len(present))
+        for s in shapes:
+            cells = []
+            for _, a, b in present:
+                ta, tb = ms.get((*a, case, s)), ms.get((*b, case, s))
+                cells.append(f"{ta / tb:.2f}" if ta and tb else "–")
+            print(f"| {s} | " + " | ".join(cells) + " |")
+        print()

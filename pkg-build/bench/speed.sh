@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The speed suite: the same random-weight esm2_t6_8M and 10,240-feature SAE through plmscope
+# (native, 1 and 2 threads; its CPU wasm build in headless Chromium), transformers on torch and
+# onnxruntime (1 and 2 threads), and onnxruntime-web (1 thread, and 2 behind COOP/COEP), on the
+# same inputs, in one run. Prints Markdown (pkg-build/bench.sh puts it into BENCHMARKS.md).
+# Installs the Python peers (torch, transformers, onnx, onnxruntime) when they are missing;
+# the ONNX export is kept in ~/.cache/plmscope-bench.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
+bin="$CARGO_TARGET_DIR/release/plmscope"
+onnx="$HOME/.cache/plmscope-bench"
+python3 -c 'import torch, transformers, onnx, onnxruntime' 2>/dev/null \
+  || pip install --quiet torch transformers onnx onnxruntime safetensors >&2
+[ -f "$onnx/model_sae.onnx" ] || python3 pkg-build/bench/peers.py export "$onnx" >&2
+[ -f www/pkg/cpu/plmscope_bg.wasm ] || pkg-build/build.sh >&2
+results="$(mktemp)"
+for threads in 1 2; do
+  RAYON_NUM_THREADS=$threads "$bin" bench-cases --reference "$onnx/logits_1x100.safetensors" >> "$results"
+done
+python3 pkg-build/bench/peers.py time "$onnx" >> "$results"
+node pkg-build/bench/browser.mjs "$onnx" --webgpu >> "$results"
+python3 pkg-build/bench/report.py < "$results"
+cp "$results" "${SPEED_JSONL:-/dev/null}"
+rm -f "$results"

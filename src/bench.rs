@@ -1,0 +1,127 @@
+//! The speed benchmark's cases, shared by the CLI (`plmscope bench-cases`) and the page's wasm
+//! object, so that plmscope natively, plmscope in the browser and its peers
+//! (`pkg-build/bench/peers.py`, onnxruntime-web) time the same work on the same inputs:
+//!
+//! - `forward`: logits of a batch (all hidden states kept, as every view needs them);
+//! - `sae`: the same, plus the 10,240-feature SAE's features of hidden state 3 at every position;
+//! - `intervene`: feature 17 ablated at layer 3 on every residue of one sequence, from the cached
+//!   pass and encoding that the page already holds, so only the patch and blocks 4..=6 run;
+//! - `matmul`: `[1024, 1024] · [1024, 1024]`, the engine's matmul peak.
+//!
+//! Each run reads its results back to the host, as the page must.
+
+use burn::prelude::*;
+
+use crate::embed::{read_f32, DeviceError};
+use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
+use crate::intervene::{self, Edit, Op};
+use crate::sae::{Encoded, Sae};
+use crate::weights::{self, random, LoadError, Vars};
+
+pub const LAYER: usize = 3;
+pub const FEATURE: usize = 17;
+pub const D_SAE: usize = 10_240;
+pub const MATMUL: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Forward,
+    Sae,
+    Intervene,
+    Matmul,
+}
+
+impl std::str::FromStr for Case {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "forward" => Case::Forward,
+            "sae" => Case::Sae,
+            "intervene" => Case::Intervene,
+            "matmul" => Case::Matmul,
+            other => return Err(format!("benchmark case \"{other}\" is not forward, sae, intervene or matmul")),
+        })
+    }
+}
+
+/// The random esm2_t6_8M and the random InterPLM-shaped SAE of layer 3 (the offline demo's).
+pub fn model_and_sae(device: &Device) -> Result<(EsmModel, Sae), LoadError> {
+    let config = EsmConfig::esm2_t6_8m();
+    let model = EsmModel::load(&Vars::random(random::SEED, device), &config)?;
+    let sae = weights::sae::random_interplm(config.hidden_size, D_SAE, random::SEED ^ LAYER as u64, device)?;
+    Ok((model, sae))
+}
+
+/// `<cls>` residues `<eos>`; residue i of sequence b is amino acid `(7i + 13b + i / 3) mod 20`
+/// (tokens 4..=23), as in peers.py.
+pub fn tokens(batch: usize, residues: usize) -> Vec<Vec<u32>> {
+    (0..batch)
+        .map(|b| {
+            let body = (0..residues).map(|i| 4 + ((7 * i + 13 * b + i / 3) % 20) as u32);
+            std::iter::once(crate::alphabet::CLS).chain(body).chain(std::iter::once(crate::alphabet::EOS)).collect()
+        })
+        .collect()
+}
+
+/// What a case needs before the clock starts.
+pub enum Prepared {
+    Model { case: Case, batch: Batch },
+    /// One sequence's pass and its encoding at [`LAYER`].
+    Intervene { batch: Batch, cache: Box<Activations>, encoded: Encoded },
+    Matmul { a: Tensor<2>, b: Tensor<2> },
+}
+
+pub fn prepare(model: &EsmModel, sae: &Sae, case: Case, batch: usize, residues: usize) -> Result<Prepared, String> {
+    let device = model.embeddings.word_embeddings.weight.device();
+    if case == Case::Matmul {
+        let a = Tensor::<2>::random([MATMUL, MATMUL], burn::tensor::Distribution::Default, &device);
+        return Ok(Prepared::Matmul { b: a.clone().transpose(), a });
+    }
+    let batch_ = Batch::new(&tokens(batch, residues), &device);
+    if case != Case::Intervene {
+        return Ok(Prepared::Model { case, batch: batch_ });
+    }
+    if batch != 1 {
+        return Err(format!("an intervention runs on one sequence, not {batch}"));
+    }
+    let cache = model.forward(&batch_);
+    let encoded = crate::features::encode(&cache, sae, LAYER);
+    Ok(Prepared::Intervene { batch: batch_, cache: Box::new(cache), encoded })
+}
+
+/// Runs a prepared case once; returns the logits (`[b, T, vocab]`, flat), or `C` for matmul.
+pub async fn run(model: &EsmModel, sae: &Sae, prepared: &Prepared) -> Result<Vec<f32>, DeviceError> {
+    match prepared {
+        Prepared::Model { case, batch } => {
+            let acts = model.forward(batch);
+            if *case == Case::Sae {
+                let h = acts.hidden(LAYER).clone();
+                let [b, t, d] = h.dims();
+                read_f32(sae.encode(h.reshape([b * t, d])).features).await?; // [b·T, d_sae]
+            }
+            read_f32(acts.logits).await
+        }
+        Prepared::Intervene { batch, cache, encoded } => {
+            let edits = [Edit { feature: FEATURE, op: Op::Ablate, positions: None }];
+            let after = intervene::intervene(model, sae, LAYER, cache, batch, encoded, &edits).expect("feature 17 of 10,240 at layer 3");
+            read_f32(after.logits).await
+        }
+        Prepared::Matmul { a, b } => read_f32(a.clone().matmul(b.clone())).await,
+    }
+}
+
+/// Multiply-adds × 2 of a case: the dense layers, attention's two products, the LM head, and the
+/// SAE encode or the intervention's share (blocks after [`LAYER`], the patch) where they apply.
+pub fn flop(case: Case, batch: usize, residues: usize) -> f64 {
+    let (d, f, v, layers) = (320.0, 1280.0, 33.0, 6.0);
+    let t = (residues + 2) as f64;
+    let tokens = batch as f64 * t;
+    let per_layer = tokens * 2.0 * (4.0 * d * d + 2.0 * d * f) + batch as f64 * 2.0 * 2.0 * t * t * d;
+    let head = tokens * 2.0 * (d * d + d * v);
+    match case {
+        Case::Forward => layers * per_layer + head,
+        Case::Sae => layers * per_layer + head + tokens * 2.0 * d * D_SAE as f64,
+        Case::Intervene => (layers - LAYER as f64) * per_layer + head + tokens * 2.0 * d,
+        Case::Matmul => 2.0 * (MATMUL as f64).powi(3),
+    }
+}
