@@ -67,7 +67,7 @@ pub fn tokens(batch: usize, residues: usize) -> Vec<Vec<u32>> {
 pub enum Prepared {
     Model { case: Case, batch: Batch },
     /// One sequence's pass and its encoding at [`LAYER`].
-    Intervene { batch: Batch, cache: Box<Activations>, encoded: Encoded },
+    Intervene { batch: Batch, cache: Box<Activations>, encoded: Box<Encoded> },
     Matmul { a: Tensor<2>, b: Tensor<2> },
 }
 
@@ -86,7 +86,7 @@ pub fn prepare(model: &EsmModel, sae: &Sae, case: Case, batch: usize, residues: 
     }
     let cache = model.forward(&batch_);
     let encoded = crate::features::encode(&cache, sae, LAYER);
-    Ok(Prepared::Intervene { batch: batch_, cache: Box::new(cache), encoded })
+    Ok(Prepared::Intervene { batch: batch_, cache: Box::new(cache), encoded: Box::new(encoded) })
 }
 
 /// Runs a prepared case once; returns the logits (`[b, T, vocab]`, flat), or `C` for matmul.

@@ -26,7 +26,9 @@ fn options(recipe: Recipe) -> TrainOptions {
     }
 }
 
-fn train(s: &Synthetic, options: TrainOptions) -> (Trainer, plmscope::train::StepMetrics) {
+/// Trains on `s`; returns the SAE, its decoder rows, how many planted directions they find, and
+/// the last step's metrics.
+fn train(s: &Synthetic, options: TrainOptions) -> (plmscope::sae::Sae, Vec<f32>, usize, plmscope::train::StepMetrics) {
     let device = Device::flex();
     let data = Tensor::<1>::from_floats(s.data.as_slice(), &device).reshape([TOKENS, D_IN]);
     let mut trainer = pollster::block_on(Trainer::new(data, options)).unwrap();
@@ -34,16 +36,16 @@ fn train(s: &Synthetic, options: TrainOptions) -> (Trainer, plmscope::train::Ste
     while trainer.steps_done() < options.steps {
         last = Some(pollster::block_on(trainer.step()).unwrap());
     }
-    (trainer, last.unwrap())
+    let sae = trainer.sae();
+    let w_dec = pollster::block_on(read_f32(sae.w_dec.clone())).unwrap();
+    let found = recovered(&s.directions, &w_dec, sae.d_sae);
+    (sae, w_dec, found, last.unwrap())
 }
 
 #[test]
 fn top_k_recovers_the_planted_directions_and_round_trips_through_saelens_files() {
     let s = synthetic(0x7A11);
-    let (trainer, last) = train(&s, options(Recipe::TopK { k: ACTIVE + 1 }));
-    let sae = trainer.sae();
-    let w_dec = pollster::block_on(read_f32(sae.w_dec.clone())).unwrap();
-    let found = recovered(&s.directions, &w_dec, sae.d_sae);
+    let (sae, w_dec, found, last) = train(&s, options(Recipe::TopK { k: ACTIVE + 1 }));
     say!("top-k: {found} of {N_TRUE} directions at cos > 0.9; last step {last:?}");
     assert!(found * 10 >= N_TRUE * 9, "only {found} of {N_TRUE} directions recovered");
     assert!(last.fraction_variance_explained > 0.95, "{last:?}");
@@ -74,10 +76,7 @@ fn relu_l1_recovers_most_directions_with_layer_norm() {
     let s = synthetic(0xB0B);
     let mut o = options(Recipe::ReluL1 { l1: 0.4 });
     o.layer_norm = true;
-    let (trainer, last) = train(&s, o);
-    let sae = trainer.sae();
-    let w_dec = pollster::block_on(read_f32(sae.w_dec.clone())).unwrap();
-    let found = recovered(&s.directions, &w_dec, sae.d_sae);
+    let (sae, _, found, last) = train(&s, o);
     say!("ReLU + L1: {found} of {N_TRUE} directions at cos > 0.9; last step {last:?}");
     assert!(found * 10 >= N_TRUE * 8, "only {found} of {N_TRUE} directions recovered");
     assert!(last.fraction_variance_explained > 0.9, "{last:?}");
@@ -141,9 +140,8 @@ fn the_aux_loss_revives_dead_features_when_every_feature_is_needed() {
     let s = synthetic(0x7A11);
     let run = |aux_coefficient| {
         let o = TrainOptions { d_sae: N_TRUE, aux_coefficient, ..options(Recipe::TopK { k: ACTIVE + 1 }) };
-        let (trainer, last) = train(&s, o);
-        let w_dec = pollster::block_on(read_f32(trainer.sae().w_dec.clone())).unwrap();
-        (recovered(&s.directions, &w_dec, N_TRUE), last)
+        let (_, _, found, last) = train(&s, o);
+        (found, last)
     };
     let (found_without, without) = run(0.0);
     let (found_with, with) = run(0.25);

@@ -2,6 +2,7 @@
 // Everything the visitor typed or loaded is shown as text, never parsed as HTML.
 
 import { createEngine } from './engine.js';
+import { download } from './download.js';
 import { state, readUrl, writeUrl, parsePositions, editToText } from './state.js';
 import { drawHeatmap, matrix } from './views/heatmap.js';
 import { drawPredictions, drawDelta } from './views/predictions.js';
@@ -378,11 +379,6 @@ $('downstream').addEventListener('change', (e) => {
 // ---------------------------------------------------------------------------------------------
 // Export
 // ---------------------------------------------------------------------------------------------
-function download(name, blob) {
-  const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(blob), download: name });
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-}
 
 $('export-png').addEventListener('click', () => $('heatmap').toBlob((b) => download(`plmscope-layer${state.layer}-heatmap.png`, b)));
 $('export-json').addEventListener('click', () => {

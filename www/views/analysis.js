@@ -3,6 +3,7 @@
 // Protein names, concept names and file names are shown as text only.
 
 import { fetchCached } from '../loader.js';
+import { download } from '../download.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
@@ -157,11 +158,7 @@ export function createAnalysis({ engine, seedFeaturesUrl, onGraph, onFeature }) 
     $('concepts-table').replaceChildren(...out);
   }
 
-  function save(name, value) {
-    const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(new Blob([JSON.stringify(value, null, 1)], { type: 'application/json' })), download: name });
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-  }
+  const save = (name, value) => download(name, new Blob([JSON.stringify(value, null, 1)], { type: 'application/json' }));
 
   return {
     fillLayers(n) {

@@ -3,6 +3,7 @@
 
 import { editFromText, editToText } from '../state.js';
 import { drawCurve } from './curves.js';
+import { download } from '../download.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
@@ -81,7 +82,7 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
   $('gen-cancel').addEventListener('click', () => engine.post({ type: 'cancel' }));
   $('gen-save').addEventListener('click', () => {
     const text = generated.map((g) => `>seed${g.seed} pll=${g.steered.pseudoLogLikelihood.toFixed(3)} ${activations(g.steered)}\n${g.steered.sequence}\n`).join('');
-    save('plmscope-generated.fasta', new Blob([text], { type: 'text/plain' }));
+    download('plmscope-generated.fasta', new Blob([text], { type: 'text/plain' }));
   });
 
   const activations = (g) => g.steeredActivation.map(([l, f, a]) => `L${l}:F${f}=${a.toFixed(3)}`).join(' ');
@@ -196,15 +197,9 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
   });
   $('train-save').addEventListener('click', () => {
     const { cfg, weights, layer } = training.files;
-    save(`sae_layer${layer}_cfg.json`, new Blob([cfg], { type: 'application/json' }));
-    save(`sae_layer${layer}_sae_weights.safetensors`, new Blob([weights]));
+    download(`sae_layer${layer}_cfg.json`, new Blob([cfg], { type: 'application/json' }));
+    download(`sae_layer${layer}_sae_weights.safetensors`, new Blob([weights]));
   });
-
-  function save(name, blob) {
-    const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(blob), download: name });
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-  }
 
   return {
     fillLayers(n) {
