@@ -20,55 +20,59 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage();
+  // BENCH_PAGE=design times only generation and training.
+  const designOnly = process.env.BENCH_PAGE === 'design';
   await page.goto(`http://127.0.0.1:${port}/?weights=random&backend=cpu`);
   await page.waitForFunction(() => /SAE at layer 3/.test(document.getElementById('sae-status').textContent), null, { timeout: 300_000 });
-  await page.fill('#sequence', seq);
-  const runs = [];
-  for (let i = 0; i < 5; i++) {
-    const ms = await page.evaluate(() => new Promise((resolve) => {
-      const canvas = document.getElementById('heatmap');
-      const t0 = performance.now();
-      const seen = canvas.width;
-      canvas.width = 0;
-      const poll = () => (canvas.width > 0 ? resolve(performance.now() - t0) : requestAnimationFrame(poll));
-      document.getElementById('run').click();
-      requestAnimationFrame(poll);
-      return seen;
-    }));
-    runs.push(ms);
-  }
-  const timings = await page.textContent('#timings');
-  runs.sort((a, b) => a - b);
-  console.log('| case | median of 5 (ms) | worker timing of the last run |');
-  console.log('|---|---|---|');
-  console.log(`| Run → heatmap, 1×300 residues, CPU build, 10,240-feature SAE at layer 3 | ${runs[2].toFixed(0)} | ${timings} |`);
+  if (!designOnly) {
+    await page.fill('#sequence', seq);
+    const runs = [];
+    for (let i = 0; i < 5; i++) {
+      const ms = await page.evaluate(() => new Promise((resolve) => {
+        const canvas = document.getElementById('heatmap');
+        const t0 = performance.now();
+        const seen = canvas.width;
+        canvas.width = 0;
+        const poll = () => (canvas.width > 0 ? resolve(performance.now() - t0) : requestAnimationFrame(poll));
+        document.getElementById('run').click();
+        requestAnimationFrame(poll);
+        return seen;
+      }));
+      runs.push(ms);
+    }
+    const timings = await page.textContent('#timings');
+    runs.sort((a, b) => a - b);
+    console.log('| case | median of 5 (ms) | worker timing of the last run |');
+    console.log('|---|---|---|');
+    console.log(`| Run → heatmap, 1×300 residues, CPU build, 10,240-feature SAE at layer 3 | ${runs[2].toFixed(0)} | ${timings} |`);
 
-  // A circuit from the page's own controls: 20 proteins of 300 residues given as a UniProt JSON
-  // file, the top 10 features of layer L ablated, no probe.
-  let state = 0x5eedn;
-  const next = () => { state = (state * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn; return Number(state >> 33n); };
-  const results = Array.from({ length: 20 }, (_, i) => ({
-    primaryAccession: `R${i}`, sequence: { value: Array.from({ length: 300 }, () => aa[next() % 20]).join('') }, features: [],
-  }));
-  await page.fill('#labels-max', '20');
-  await page.setInputFiles('#labels-file', { name: 'bench.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ results })) });
-  await page.waitForFunction(() => /^20 proteins/.test(document.getElementById('labels-status').textContent), null, { timeout: 60_000 });
-  await page.uncheck('#circuit-probe');
-  await page.fill('#circuit-top', '10');
-  console.log();
-  console.log('| circuit in the CPU build | blocks run per ablation | time (s) |');
-  console.log('|---|---|---|');
-  for (const [a, b] of [[2, 5], [4, 5]]) {
-    await page.fill('#circuit-layers', `${a},${b}`);
-    await page.click('#circuit-run');
-    await page.waitForFunction(() => /^Circuit over layers/.test(document.getElementById('circuit-status').textContent), null, { timeout: 3_600_000 });
-    const seconds = /in ([0-9.]+) s/.exec(await page.textContent('#circuit-status'))[1];
-    console.log(`| 20 proteins × 300 residues, layers ${a} → ${b}, top 10 of layer ${a} ablated | ${b - a} | ${seconds} |`);
+    // A circuit from the page's own controls: 20 proteins of 300 residues given as a UniProt JSON
+    // file, the top 10 features of layer L ablated, no probe.
+    let state = 0x5eedn;
+    const next = () => { state = (state * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn; return Number(state >> 33n); };
+    const results = Array.from({ length: 20 }, (_, i) => ({
+      primaryAccession: `R${i}`, sequence: { value: Array.from({ length: 300 }, () => aa[next() % 20]).join('') }, features: [],
+    }));
+    await page.fill('#labels-max', '20');
+    await page.setInputFiles('#labels-file', { name: 'bench.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ results })) });
+    await page.waitForFunction(() => /^20 proteins/.test(document.getElementById('labels-status').textContent), null, { timeout: 60_000 });
+    await page.uncheck('#circuit-probe');
+    await page.fill('#circuit-top', '10');
+    console.log();
+    console.log('| circuit in the CPU build | blocks run per ablation | time (s) |');
+    console.log('|---|---|---|');
+    for (const [a, b] of [[2, 5], [4, 5]]) {
+      await page.fill('#circuit-layers', `${a},${b}`);
+      await page.click('#circuit-run');
+      await page.waitForFunction(() => /^Circuit over layers/.test(document.getElementById('circuit-status').textContent), null, { timeout: 3_600_000 });
+      const seconds = /in ([0-9.]+) s/.exec(await page.textContent('#circuit-status'))[1];
+      console.log(`| 20 proteins × 300 residues, layers ${a} → ${b}, top 10 of layer ${a} ablated | ${b - a} | ${seconds} |`);
+    }
   }
 
   // Steered generation from the page's controls: each sample is generated steered and again
-  // unsteered (its twin), so one sample of R rounds runs 2R steered forwards plus two PLLs; the
-  // difference between 10 rounds and none is 20 rounds.
+  // unsteered (its twin), so one sample of R rounds runs 2R forwards plus two PLLs; the
+  // difference between 10 rounds and 1 is 18 rounds.
   const generate = async (rounds) => {
     await page.fill('#gen-rounds', String(rounds));
     await page.click('#gen-run');
@@ -78,9 +82,10 @@ try {
   await page.fill('#gen-steers', '3:clamp:17=8');
   await page.fill('#gen-length', '100');
   await page.fill('#gen-samples', '1');
-  const fixed = await generate(0);
+  const one = await generate(1);
   const ten = await generate(10);
-  const perRound = (ten - fixed) / 20;
+  const perRound = (ten - one) / 18;
+  const fixed = one - 2 * perRound;
   console.log();
   console.log('| generation, 100 residues, clamp at layer 3 | per round (ms) | rounds / s | PLL + final encode, twice (s) |');
   console.log('|---|---|---|---|');
