@@ -29,6 +29,7 @@ pub mod embed;
 pub mod esm;
 pub mod features;
 pub mod intervene;
+pub mod kernels;
 pub mod sae;
 pub mod selfcheck;
 pub mod train;

@@ -1,8 +1,8 @@
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
 use super::EsmConfig;
+use crate::kernels::attention_softmax;
 use crate::weights::{LoadError, Vars};
 
 /// `EsmSelfAttention`: multi-head attention with rotary position embeddings.
@@ -95,8 +95,8 @@ impl EsmSelfAttention {
         let k = heads(self.key.forward(x.clone()));
         let v = heads(self.value.forward(x));
         let (q, k) = (rotary.apply(q), rotary.apply(k));
-        let scores = q.matmul(k.swap_dims(2, 3)) + key_bias; // [b, h, t, t]
-        let context = softmax(scores, 3).matmul(v); // [b, h, t, hd]
+        let scores = q.matmul(k.swap_dims(2, 3)); // [b, h, t, t]
+        let context = attention_softmax(scores, key_bias).matmul(v); // [b, h, t, hd]
         context.swap_dims(1, 2).reshape([b, t, d]) // [b, t, d_model]
     }
 }

@@ -1,9 +1,9 @@
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::attention::{EsmAttention, Rotary};
 use super::EsmConfig;
+use crate::kernels::gelu;
 use crate::weights::{LoadError, Vars};
 
 /// `EsmIntermediate`: `gelu(fc1(x))` with the exact (erf) GELU.

@@ -1,9 +1,9 @@
 use burn::module::Param;
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::EsmConfig;
+use crate::kernels::gelu;
 use crate::weights::{LoadError, Vars};
 
 /// `EsmLMHead`: `LN(gelu(dense(x))) · Eᵀ + bias`, with E the (tied) token embeddings.
