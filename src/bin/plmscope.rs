@@ -777,11 +777,25 @@ fn bench_circuit(n_proteins: usize, residues: usize, top_n: usize, device: &Devi
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("plmscope: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc serves blocks over 32 MiB (an attention score tensor of a batch is hundreds) with a
+/// fresh `mmap` and unmaps them on free, so each forward pays a page fault per 4 KiB of every
+/// large tensor (≈ 15 % of a 32×300 forward, BENCHMARKS.md). Served from the heap and kept
+/// after free, the next tensor of that size reuses the same pages.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; it is called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
