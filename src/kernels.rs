@@ -1,11 +1,12 @@
-//! CPU fast paths for the two element-wise steps that cost most after the matmuls: the attention
-//! softmax (with its key-padding bias) and the exact GELU. Flex, burn's CPU backend, computes both
-//! with one scalar libm `exp` / `erf` per element (in wasm a software libm): ≈ 30 % of a native
-//! forward before this module (BENCHMARKS.md, "Where the time goes"). Here both are branch-free
-//! polynomials the compiler vectorizes (AVX-512 or AVX2 chosen at run time natively, simd128 in
-//! wasm), the softmax adds the bias in its first pass instead of a separate full-size add, and
-//! natively the rows are split over rayon's threads. Tensors on another backend (WebGPU) or under
-//! autodiff take burn's own ops, so the GPU and training paths are unchanged.
+//! CPU fast paths for what costs most after the dense layers: attention and the exact GELU.
+//! Flex, burn's CPU backend, computes softmax and GELU with one scalar libm `exp` / `erf` per
+//! element (in wasm a software libm), and attention as separate ops around a `[heads, seq, seq]`
+//! score tensor with the heads transposed to and fro (BENCHMARKS.md, "Where the time goes").
+//! Here exp and erf are branch-free polynomials the compiler vectorizes (AVX-512 or AVX2 chosen
+//! at run time natively, simd128 in wasm), attention runs one query row at a time with the rotary
+//! embedding, bias, softmax and value sum fused (the scores never leave L1), and natively the work
+//! is split over rayon's threads. Tensors on another backend (WebGPU) or under autodiff take
+//! burn's own ops, so the GPU and training paths are unchanged.
 
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -22,27 +23,82 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     activation::gelu(x)
 }
 
-/// `softmax(scores + key_bias)` over the keys.
+/// `softmax(rot(q)·scale · rot(k)ᵀ + key_bias) · v` for every head, with `rot` the rotary
+/// embedding `x·cos + rotate_half(x)·sin`; `None` unless every input is an f32 Flex tensor.
 ///
 /// # Shapes
-/// - scores: `[batch, heads, queries, keys]`; key_bias: `[batch, 1, 1, keys]`
-/// - output: `[batch, heads, queries, keys]`
-pub fn attention_softmax(scores: Tensor<4>, key_bias: Tensor<4>) -> Tensor<4> {
-    #[cfg(feature = "cpu")]
-    if let (Some(flex), Some(bias)) = (flex_f32(&scores), flex_f32(&key_bias)) {
-        drop(scores);
-        let [batch, _, _, keys] = key_bias.dims();
-        let bias = dense(bias);
-        let bias = bias.storage::<f32>(); // [batch, keys]
-        let mut flex = dense(flex);
-        let values = flex.storage_mut::<f32>();
-        let per_batch = values.len() / batch; // heads · queries · keys
-        for (scores, bias) in values.chunks_mut(per_batch).zip(bias.chunks(keys)) {
-            par_chunks(scores, keys * 16, |rows| rows.chunks_mut(keys).for_each(|row| simd::softmax_row(row, bias)));
-        }
-        return Tensor::from_primitive::<burn_flex::Flex>(flex);
+/// - q, k, v: `[batch, seq, heads, head_dim]` (the projections, heads not transposed)
+/// - key_bias: `[batch, 1, 1, seq]`; cos, sin: `[seq, head_dim]`
+/// - output: `[batch, heads, seq, head_dim]`
+#[cfg(feature = "cpu")]
+pub fn rotary_attention(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    key_bias: &Tensor<4>,
+    cos: &Tensor<2>,
+    sin: &Tensor<2>,
+    scale: f32,
+) -> Option<Tensor<4>> {
+    let [batch, seq, heads, head_dim] = q.dims();
+    if !HEAD_DIMS.contains(&head_dim) {
+        return None;
     }
-    activation::softmax(scores + key_bias, 3)
+    let [q, k, v, bias, cos, sin] = [
+        flex_f32(q)?,
+        flex_f32(k)?,
+        flex_f32(v)?,
+        flex_f32(key_bias)?,
+        flex_f32(cos)?,
+        flex_f32(sin)?,
+    ]
+    .map(dense);
+    let shape = Shape { seq, heads, head_dim };
+    let (cos, sin, bias) = (cos.storage::<f32>(), sin.storage::<f32>(), bias.storage::<f32>());
+    let mut out = vec![0.0f32; batch * heads * seq * head_dim];
+    let task = |(index, out): (usize, &mut [f32])| {
+        let (b, h) = (index / heads, index % heads);
+        let per_batch = seq * heads * head_dim;
+        let inputs = Head {
+            q: &q.storage::<f32>()[b * per_batch..][..per_batch],
+            k: &k.storage::<f32>()[b * per_batch..][..per_batch],
+            v: &v.storage::<f32>()[b * per_batch..][..per_batch],
+            bias: &bias[b * seq..][..seq],
+            cos,
+            sin,
+        };
+        simd::attention_head(&inputs, shape, h, scale, out)
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(seq * head_dim).enumerate().for_each(task);
+    }
+    #[cfg(target_arch = "wasm32")]
+    out.chunks_mut(seq * head_dim).enumerate().for_each(task);
+    let out = burn_flex::FlexTensor::from_data(TensorData::new(out, [batch, heads, seq, head_dim]));
+    Some(Tensor::from_primitive::<burn_flex::Flex>(out))
+}
+
+/// The head sizes [`rotary_attention`] is compiled for: those of ESM-2 8M (16), 35M (24),
+/// 150M (32), 650M and 3B (64), 15B (128). A fixed size keeps a query's accumulators in registers.
+pub const HEAD_DIMS: [usize; 5] = [16, 24, 32, 64, 128];
+
+/// One batch item's inputs to [`rotary_attention`] (`[seq, heads, head_dim]` each, bias `[seq]`).
+pub struct Head<'a> {
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub bias: &'a [f32],
+    pub cos: &'a [f32],
+    pub sin: &'a [f32],
+}
+
+#[derive(Clone, Copy)]
+pub struct Shape {
+    pub seq: usize,
+    pub heads: usize,
+    pub head_dim: usize,
 }
 
 /// The Flex primitive of an f32 tensor not under autodiff (a cheap handle: Flex shares storage).
@@ -108,12 +164,14 @@ pub mod simd {
     }
 
     dispatch!(gelu(values: &mut [f32]));
-    dispatch!(softmax_row(row: &mut [f32], bias: &[f32]));
+    dispatch!(attention_head(inputs: &super::Head, shape: super::Shape, head: usize, scale: f32, out: &mut [f32]));
 }
 
 /// The kernels as lane-wise loops over blocks of [`LANES`], so that the compiler keeps one vector
 /// accumulator per block instead of a serial chain.
 pub mod portable {
+    use super::{Head, Shape};
+
     const LANES: usize = 16;
 
     /// `e^x` to ≈ 2 ulp for x in [-87, 88] (Cephes' `expf`): `2^n · e^r` with `n = round(x·log₂e)`
@@ -153,40 +211,84 @@ pub mod portable {
         values.iter_mut().for_each(|v| *v = gelu_one(*v));
     }
 
-    /// One attention row in place: `softmax(row + bias)`, in three passes (add and max, exp and
-    /// sum, scale).
+    /// Rotary embedding of one head vector, `(x·cos + rotate_half(x)·sin)·scale`, with
+    /// `rotate_half([a, b]) = [-b, a]` on the two halves.
     #[inline(always)]
-    pub fn softmax_row(row: &mut [f32], bias: &[f32]) {
-        let bias = &bias[..row.len()];
-        let mut max = [f32::NEG_INFINITY; LANES];
-        let mut blocks = row.chunks_exact_mut(LANES);
-        let mut bias_blocks = bias.chunks_exact(LANES);
-        for (block, b) in (&mut blocks).zip(&mut bias_blocks) {
-            for i in 0..LANES {
-                block[i] += b[i];
-                max[i] = max[i].max(block[i]);
-            }
-        }
-        for (v, b) in blocks.into_remainder().iter_mut().zip(bias_blocks.remainder()) {
-            *v += b;
-            max[0] = max[0].max(*v);
-        }
-        let max = max.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    fn rotate<const HD: usize>(x: &[f32], cos: &[f32], sin: &[f32], scale: f32) -> [f32; HD] {
+        let (x, cos, sin) = (&x[..HD], &cos[..HD], &sin[..HD]);
+        std::array::from_fn(|c| {
+            let partner = if c < HD / 2 { -x[c + HD / 2] } else { x[c - HD / 2] };
+            (x[c] * cos[c] + partner * sin[c]) * scale
+        })
+    }
 
-        let mut sum = [0.0f32; LANES];
-        let mut blocks = row.chunks_exact_mut(LANES);
-        for block in &mut blocks {
-            for i in 0..LANES {
-                block[i] = exp(block[i] - max);
-                sum[i] += block[i];
+    /// Attention for head `head` of one batch item. `out`: `[seq, head_dim]`.
+    #[inline(always)]
+    pub fn attention_head(inputs: &Head, shape: Shape, head: usize, scale: f32, out: &mut [f32]) {
+        match shape.head_dim {
+            16 => head_n::<16>(inputs, shape, head, scale, out),
+            24 => head_n::<24>(inputs, shape, head, scale, out),
+            32 => head_n::<32>(inputs, shape, head, scale, out),
+            64 => head_n::<64>(inputs, shape, head, scale, out),
+            128 => head_n::<128>(inputs, shape, head, scale, out),
+            other => unreachable!("rotary_attention takes only head sizes in HEAD_DIMS, not {other}"),
+        }
+    }
+
+    /// One query row at a time: its scores against blocks of [`LANES`] keys (bias plus
+    /// `Σ_c q_c·k_c`, one vector per block), then `Σ_j e^{s_j − max}·v_j / Σ_j e^{s_j − max}` with
+    /// four accumulators so the sum is not one serial chain. Keys are padded to whole blocks with
+    /// zero keys and values and a bias of −1e30, whose weight (≈ 1e-38) no sum can see.
+    #[inline(always)]
+    fn head_n<const HD: usize>(inputs: &Head, shape: Shape, head: usize, scale: f32, out: &mut [f32]) {
+        let Shape { seq, heads, .. } = shape;
+        let blocks = seq.div_ceil(LANES);
+        let at = |t: usize| (t * heads + head) * HD;
+        // Keys after the rotary, `[blocks][HD][LANES]`; values `[blocks·LANES][HD]`.
+        let mut keys = vec![[[0.0f32; LANES]; HD]; blocks];
+        let mut values = vec![[0.0f32; HD]; blocks * LANES];
+        let mut bias = vec![-1e30f32; blocks * LANES];
+        bias[..seq].copy_from_slice(&inputs.bias[..seq]);
+        for t in 0..seq {
+            let k = rotate::<HD>(&inputs.k[at(t)..], &inputs.cos[t * HD..], &inputs.sin[t * HD..], 1.0);
+            for c in 0..HD {
+                keys[t / LANES][c][t % LANES] = k[c];
+            }
+            values[t].copy_from_slice(&inputs.v[at(t)..][..HD]);
+        }
+        let mut scores = vec![[0.0f32; LANES]; blocks];
+        for (i, out) in out.chunks_exact_mut(HD).enumerate() {
+            let q = rotate::<HD>(&inputs.q[at(i)..], &inputs.cos[i * HD..], &inputs.sin[i * HD..], scale);
+            let mut max = [f32::NEG_INFINITY; LANES];
+            for ((s, k), b) in scores.iter_mut().zip(&keys).zip(bias.chunks_exact(LANES)) {
+                let mut acc: [f32; LANES] = std::array::from_fn(|l| b[l]);
+                for c in 0..HD {
+                    for l in 0..LANES {
+                        acc[l] += q[c] * k[c][l];
+                    }
+                }
+                for l in 0..LANES {
+                    max[l] = max[l].max(acc[l]);
+                }
+                *s = acc;
+            }
+            let max = max.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = [0.0f32; LANES];
+            let mut acc = [[0.0f32; HD]; 4];
+            for (s, v) in scores.iter().zip(values.chunks_exact(LANES)) {
+                let p: [f32; LANES] = std::array::from_fn(|l| exp(s[l] - max));
+                for l in 0..LANES {
+                    sum[l] += p[l];
+                    for c in 0..HD {
+                        acc[l % 4][c] += p[l] * v[l][c];
+                    }
+                }
+            }
+            let inv = 1.0 / sum.iter().sum::<f32>();
+            for c in 0..HD {
+                out[c] = (acc[0][c] + acc[1][c] + acc[2][c] + acc[3][c]) * inv;
             }
         }
-        for v in blocks.into_remainder() {
-            *v = exp(*v - max);
-            sum[0] += *v;
-        }
-        let scale = 1.0 / sum.iter().sum::<f32>();
-        row.iter_mut().for_each(|v| *v *= scale);
     }
 }
 
@@ -239,31 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn softmax_row_matches_f64_with_padding_bias() {
-        // 37 keys: two full 16-lane blocks and a tail; the last 5 keys are padding.
-        let scores: Vec<f32> = (0..37).map(|i| ((i * 7919) % 97) as f32 / 9.0 - 5.0).collect();
-        let bias: Vec<f32> = (0..37).map(|i| if i < 32 { 0.0 } else { -1e30 }).collect();
-        let mut row = scores.clone();
-        simd::softmax_row(&mut row, &bias);
-        let max = scores[..32].iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-        let sum: f64 = scores[..32].iter().map(|&v| (v as f64 - max).exp()).sum();
-        for (i, &got) in row.iter().enumerate() {
-            let want = if i < 32 { (scores[i] as f64 - max).exp() / sum } else { 0.0 };
-            assert!((got as f64 - want).abs() < 1e-7, "key {i}: {got} vs {want}");
-        }
-    }
-
-    #[test]
-    fn tensor_paths_equal_burns_ops() {
+    fn gelu_of_a_strided_tensor_equals_burns() {
         let device = Device::default();
         let x = Tensor::<4>::random([2, 3, 5, 21], burn::tensor::Distribution::Normal(0.0, 3.0), &device);
-        let mask = TensorData::new((0..42).map(|i| if i % 21 < 17 || i < 21 { 0.0f32 } else { -1e30 }).collect(), [2, 1, 1, 21]);
-        let bias = Tensor::<4>::from_data(mask, &device);
-        let want = activation::softmax(x.clone() + bias.clone(), 3);
-        let got = attention_softmax(x.clone(), bias);
-        got.into_data().assert_approx_eq::<f32>(&want.into_data(), burn::tensor::Tolerance::absolute(1e-6));
-        // A strided view (the transpose is not copied) goes through the same path.
-        let xt = x.swap_dims(2, 3);
+        let xt = x.swap_dims(2, 3); // a view: the kernel copies it out first
         let want = activation::gelu(xt.clone());
         gelu(xt).into_data().assert_approx_eq::<f32>(&want.into_data(), burn::tensor::Tolerance::absolute(1e-6));
     }

@@ -1,8 +1,9 @@
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 
 use super::EsmConfig;
-use crate::kernels::attention_softmax;
+use crate::kernels;
 use crate::weights::{LoadError, Vars};
 
 /// `EsmSelfAttention`: multi-head attention with rotary position embeddings.
@@ -89,16 +90,32 @@ impl EsmSelfAttention {
     /// - output: `[batch, seq, d_model]`, heads concatenated head-major
     pub fn forward(&self, x: Tensor<3>, key_bias: Tensor<4>, rotary: &Rotary) -> Tensor<3> {
         let [b, t, d] = x.dims();
-        let heads = |y: Tensor<3>| y.reshape([b, t, self.n_heads, self.head_dim]).swap_dims(1, 2); // [b, h, t, hd]
-        // q is scaled before the rotary, so the attention itself has scale 1.
-        let q = heads(self.query.forward(x.clone())).mul_scalar((self.head_dim as f64).powf(-0.5));
+        let heads = |y: Tensor<3>| y.reshape([b, t, self.n_heads, self.head_dim]); // [b, t, h, hd]
+        let q = heads(self.query.forward(x.clone()));
         let k = heads(self.key.forward(x.clone()));
         let v = heads(self.value.forward(x));
-        let (q, k) = (rotary.apply(q), rotary.apply(k));
-        let scores = q.matmul(k.swap_dims(2, 3)); // [b, h, t, t]
-        let context = attention_softmax(scores, key_bias).matmul(v); // [b, h, t, hd]
+        // q is scaled (before the rotary, which is linear), so the attention itself has scale 1.
+        let scale = (self.head_dim as f64).powf(-0.5);
+        #[cfg(feature = "cpu")]
+        let fused = kernels::rotary_attention(&q, &k, &v, &key_bias, &rotary.cos, &rotary.sin, scale as f32);
+        #[cfg(not(feature = "cpu"))]
+        let fused = None;
+        let context = fused.unwrap_or_else(|| attention(q, k, v, key_bias, rotary, scale)); // [b, h, t, hd]
         context.swap_dims(1, 2).reshape([b, t, d]) // [b, t, d_model]
     }
+}
+
+/// `softmax(rot(q)·scale · rot(k)ᵀ + key_bias) · v` with burn's ops: the path of the WebGPU
+/// backend and of autodiff (the CPU takes `kernels::rotary_attention`, one fused pass).
+///
+/// # Shapes
+/// - q, k, v: `[batch, seq, heads, head_dim]`; key_bias: `[batch, 1, 1, seq]`
+/// - output: `[batch, heads, seq, head_dim]`
+fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, key_bias: Tensor<4>, rotary: &Rotary, scale: f64) -> Tensor<4> {
+    let [q, k, v] = [q, k, v].map(|y| y.swap_dims(1, 2)); // [b, h, t, hd]
+    let (q, k) = (rotary.apply(q.mul_scalar(scale)), rotary.apply(k));
+    let scores = q.matmul(k.swap_dims(2, 3)) + key_bias; // [b, h, t, t]
+    softmax(scores, 3).matmul(v) // [b, h, t, hd]
 }
 
 impl EsmAttention {
@@ -114,5 +131,31 @@ impl EsmAttention {
     pub fn forward(&self, x: Tensor<3>, key_bias: Tensor<4>, rotary: &Rotary) -> Tensor<3> {
         let h = self.self_attn.forward(self.layer_norm.forward(x.clone()), key_bias, rotary);
         x + self.output.dense.forward(h)
+    }
+}
+
+#[cfg(all(test, feature = "cpu"))]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The fused CPU kernel against the same attention in burn's ops, for every head size it is
+    /// compiled for, with a padded second sequence and a length that is not a whole block.
+    #[test]
+    fn fused_attention_equals_burns_ops() {
+        let device = Device::default();
+        for head_dim in kernels::HEAD_DIMS {
+            let (b, t, h) = (2, 37, 3);
+            let x = || Tensor::<4>::random([b, t, h, head_dim], Distribution::Normal(0.0, 1.0), &device);
+            let (q, k, v) = (x(), x(), x());
+            let mask: Vec<f32> = (0..b * t).map(|i| if i < t || i % t < 30 { 0.0 } else { -1e30 }).collect();
+            let key_bias = Tensor::<4>::from_data(TensorData::new(mask, [b, 1, 1, t]), &device);
+            let rotary = Rotary::new(t, head_dim, 10_000.0, &device);
+            let scale = (head_dim as f64).powf(-0.5);
+            let fused = kernels::rotary_attention(&q, &k, &v, &key_bias, &rotary.cos, &rotary.sin, scale as f32)
+                .expect("f32 tensors on the CPU backend take the fused kernel");
+            let reference = attention(q, k, v, key_bias, &rotary, scale);
+            fused.into_data().assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(2e-6));
+        }
     }
 }

@@ -124,9 +124,9 @@ fn interplm(tensors: TensorMap, name: &str, d_model: usize, device: &Device) -> 
     let has_rescale = tensors.contains_key("activation_rescale_factor");
     let v = Vars::from_map(tensors, name, device);
     Ok(Sae {
-        w_enc: v.tensor("encoder.weight", [d_sae, d_in])?.transpose(),
+        w_enc: v.tensor_transposed("encoder.weight", [d_sae, d_in])?,
         b_enc: v.tensor("encoder.bias", [d_sae])?,
-        w_dec: v.tensor("decoder.weight", [d_in, d_sae])?.transpose(),
+        w_dec: v.tensor_transposed("decoder.weight", [d_in, d_sae])?,
         b_dec: v.tensor("bias", [d_in])?,
         apply_b_dec_to_input: true,
         activation: Activation::Relu,

@@ -97,10 +97,18 @@ impl Vars {
         Ok(Tensor::from_data(TensorData::new(t.data, shape), &self.device))
     }
 
+    /// A `[rows, cols]` matrix stored as its transpose, `[cols, rows]`, laid out contiguously:
+    /// a transposed view would be copied out again by every matmul that reads it.
+    pub fn tensor_transposed(&self, name: &str, [rows, cols]: [usize; 2]) -> Result<Tensor<2>, LoadError> {
+        let t = self.raw(name, &[rows, cols])?;
+        let transposed: Vec<f32> = (0..cols * rows).map(|i| t.data[(i % rows) * cols + i / rows]).collect();
+        Ok(Tensor::from_data(TensorData::new(transposed, [cols, rows]), &self.device))
+    }
+
     /// A torch `nn.Linear` (`weight [out, in]`, `bias [out]`) as burn's `Linear` (`weight [in, out]`).
     pub fn linear(&self, name: &str, d_in: usize, d_out: usize) -> Result<Linear, LoadError> {
         let vars = self.pp(name);
-        let weight = vars.tensor("weight", [d_out, d_in])?.transpose(); // [d_in, d_out]
+        let weight = vars.tensor_transposed("weight", [d_out, d_in])?; // [d_in, d_out]
         let bias = vars.tensor("bias", [d_out])?;
         Ok(Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) })
     }
