@@ -173,6 +173,15 @@ pub mod portable {
     use super::{Head, Shape};
 
     const LANES: usize = 16;
+    /// Queries computed together in attention.
+    const QUERIES: usize = 4;
+
+    /// `max` as a plain select: `f32::max` promises IEEE maxNum's NaN rule, which wasm's vector
+    /// max does not have, so LLVM would take the lanes one at a time there.
+    #[inline(always)]
+    fn larger(a: f32, b: f32) -> f32 {
+        if a > b { a } else { b }
+    }
 
     /// `e^x` to ≈ 2 ulp for x in [-87, 88] (Cephes' `expf`): `2^n · e^r` with `n = round(x·log₂e)`
     /// and `e^r` a degree-7 polynomial on |r| ≤ ln2/2. Inputs are clamped to that range: below it
@@ -181,7 +190,8 @@ pub mod portable {
     pub fn exp(x: f32) -> f32 {
         // 1.5·2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
         const ROUND: f32 = 12_582_912.0;
-        let x = x.max(-87.0).min(88.0);
+        let x = if x > 88.0 { 88.0 } else { x }; // (written so that NaN stays NaN)
+        let x = if x < -87.0 { -87.0 } else { x };
         let t = x * std::f32::consts::LOG2_E + ROUND;
         let n = t - ROUND;
         let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4; // ln2 in two parts, exact product first
@@ -216,10 +226,12 @@ pub mod portable {
     #[inline(always)]
     fn rotate<const HD: usize>(x: &[f32], cos: &[f32], sin: &[f32], scale: f32) -> [f32; HD] {
         let (x, cos, sin) = (&x[..HD], &cos[..HD], &sin[..HD]);
-        std::array::from_fn(|c| {
+        let mut out = [0.0; HD];
+        for c in 0..HD {
             let partner = if c < HD / 2 { -x[c + HD / 2] } else { x[c - HD / 2] };
-            (x[c] * cos[c] + partner * sin[c]) * scale
-        })
+            out[c] = (x[c] * cos[c] + partner * sin[c]) * scale;
+        }
+        out
     }
 
     /// Attention for head `head` of one batch item. `out`: `[seq, head_dim]`.
@@ -235,10 +247,11 @@ pub mod portable {
         }
     }
 
-    /// One query row at a time: its scores against blocks of [`LANES`] keys (bias plus
-    /// `Σ_c q_c·k_c`, one vector per block), then `Σ_j e^{s_j − max}·v_j / Σ_j e^{s_j − max}` with
-    /// four accumulators so the sum is not one serial chain. Keys are padded to whole blocks with
-    /// zero keys and values and a bias of −1e30, whose weight (≈ 1e-38) no sum can see.
+    /// Queries by blocks of [`QUERIES`] (each key and value loaded once serves them all): their
+    /// scores against blocks of [`LANES`] keys (bias plus `Σ_c q_c·k_c`, one vector per block and
+    /// query), then `Σ_j e^{s_j − max}·v_j / Σ_j e^{s_j − max}`. Keys are padded to whole blocks
+    /// with zero keys and values and a bias of −1e30, whose weight (≈ 1e-38) no sum can see; a
+    /// short last block of queries computes zero queries it does not write.
     #[inline(always)]
     fn head_n<const HD: usize>(inputs: &Head, shape: Shape, head: usize, scale: f32, out: &mut [f32]) {
         let Shape { seq, heads, .. } = shape;
@@ -247,46 +260,70 @@ pub mod portable {
         // Keys after the rotary, `[blocks][HD][LANES]`; values `[blocks·LANES][HD]`.
         let mut keys = vec![[[0.0f32; LANES]; HD]; blocks];
         let mut values = vec![[0.0f32; HD]; blocks * LANES];
-        let mut bias = vec![-1e30f32; blocks * LANES];
-        bias[..seq].copy_from_slice(&inputs.bias[..seq]);
+        let mut bias = vec![[-1e30f32; LANES]; blocks];
         for t in 0..seq {
             let k = rotate::<HD>(&inputs.k[at(t)..], &inputs.cos[t * HD..], &inputs.sin[t * HD..], 1.0);
             for c in 0..HD {
                 keys[t / LANES][c][t % LANES] = k[c];
             }
             values[t].copy_from_slice(&inputs.v[at(t)..][..HD]);
+            bias[t / LANES][t % LANES] = inputs.bias[t];
         }
-        let mut scores = vec![[0.0f32; LANES]; blocks];
-        for (i, out) in out.chunks_exact_mut(HD).enumerate() {
-            let q = rotate::<HD>(&inputs.q[at(i)..], &inputs.cos[i * HD..], &inputs.sin[i * HD..], scale);
-            let mut max = [f32::NEG_INFINITY; LANES];
-            for ((s, k), b) in scores.iter_mut().zip(&keys).zip(bias.chunks_exact(LANES)) {
-                let mut acc: [f32; LANES] = std::array::from_fn(|l| b[l]);
+        let mut scores = vec![[[0.0f32; LANES]; QUERIES]; blocks];
+        for (first, out) in (0..seq).step_by(QUERIES).zip(out.chunks_mut(QUERIES * HD)) {
+            // (Plain loops here, not `array::from_fn`: its closure is not inlined into the
+            // AVX-512 copy of this function and would run without those features.)
+            let mut q = [[0.0f32; HD]; QUERIES];
+            for (r, q) in q.iter_mut().enumerate().take(seq - first) {
+                let i = first + r;
+                *q = rotate::<HD>(&inputs.q[at(i)..], &inputs.cos[i * HD..], &inputs.sin[i * HD..], scale);
+            }
+            let mut max = [[f32::NEG_INFINITY; LANES]; QUERIES];
+            for ((s, k), b) in scores.iter_mut().zip(&keys).zip(&bias) {
+                let mut acc = [*b; QUERIES];
                 for c in 0..HD {
-                    for l in 0..LANES {
-                        acc[l] += q[c] * k[c][l];
+                    for r in 0..QUERIES {
+                        for l in 0..LANES {
+                            acc[r][l] += q[r][c] * k[c][l];
+                        }
                     }
                 }
-                for l in 0..LANES {
-                    max[l] = max[l].max(acc[l]);
+                for r in 0..QUERIES {
+                    for l in 0..LANES {
+                        max[r][l] = larger(max[r][l], acc[r][l]);
+                    }
                 }
                 *s = acc;
             }
-            let max = max.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = [0.0f32; LANES];
-            let mut acc = [[0.0f32; HD]; 4];
-            for (s, v) in scores.iter().zip(values.chunks_exact(LANES)) {
-                let p: [f32; LANES] = std::array::from_fn(|l| exp(s[l] - max));
+            let mut row_max = [f32::NEG_INFINITY; QUERIES];
+            for r in 0..QUERIES {
                 for l in 0..LANES {
-                    sum[l] += p[l];
-                    for c in 0..HD {
-                        acc[l % 4][c] += p[l] * v[l][c];
+                    row_max[r] = larger(row_max[r], max[r][l]);
+                }
+            }
+            let mut sum = [[0.0f32; LANES]; QUERIES];
+            let mut acc = [[0.0f32; HD]; QUERIES];
+            for (s, v) in scores.iter().zip(values.chunks_exact(LANES)) {
+                let mut p = [[0.0f32; LANES]; QUERIES];
+                for r in 0..QUERIES {
+                    for l in 0..LANES {
+                        p[r][l] = exp(s[r][l] - row_max[r]);
+                        sum[r][l] += p[r][l];
+                    }
+                }
+                for l in 0..LANES {
+                    for r in 0..QUERIES {
+                        for c in 0..HD {
+                            acc[r][c] += p[r][l] * v[l][c];
+                        }
                     }
                 }
             }
-            let inv = 1.0 / sum.iter().sum::<f32>();
-            for c in 0..HD {
-                out[c] = (acc[0][c] + acc[1][c] + acc[2][c] + acc[3][c]) * inv;
+            for (r, out) in out.chunks_exact_mut(HD).enumerate() {
+                let inv = 1.0 / sum[r].iter().sum::<f32>();
+                for c in 0..HD {
+                    out[c] = acc[r][c] * inv;
+                }
             }
         }
     }
@@ -326,6 +363,7 @@ mod tests {
         }
         assert!(worst < 3.0 * f32::EPSILON as f64, "largest relative error {worst:e}");
         assert!(portable::exp(-1e30) < 2e-38 && portable::exp(f32::NEG_INFINITY) < 2e-38);
+        assert!(portable::exp(f32::NAN).is_nan(), "a NaN must not turn into a number");
     }
 
     #[test]
