@@ -29,14 +29,15 @@ pub struct Record {
     pub residues: Vec<u32>,
 }
 
+/// `<cls>` + residues + `<eos>`: what the model reads. `[residues + 2]`
+pub fn with_ends(residues: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    std::iter::once(CLS).chain(residues).chain(std::iter::once(EOS)).collect()
+}
+
 impl Record {
     /// `<cls>` + residues + `<eos>`: what the model reads. `[residues + 2]`
     pub fn tokens(&self) -> Vec<u32> {
-        let mut t = Vec::with_capacity(self.residues.len() + 2);
-        t.push(CLS);
-        t.extend_from_slice(&self.residues);
-        t.push(EOS);
-        t
+        with_ends(self.residues.iter().copied())
     }
 
     /// The residues as text, one letter per residue and `<mask>` for masks.

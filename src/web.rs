@@ -418,6 +418,8 @@ impl Plmscope {
         };
         let data = harvest(model, &records, layer, max_tokens, report).map_err(js_err)?;
         let tokens = data.dims()[0];
+        // Only now that the new data is good: the previous run's data and Adam state are freed
+        // before the new run allocates its own, not both held on the device at once.
         self.training = None;
         self.training = Some((layer, Trainer::new(data, options).await.map_err(js_err)?));
         serde_wasm_bindgen::to_value(&TrainingInfo { layer, tokens, sequences: records.len(), steps: options.steps }).map_err(js_err)

@@ -19,11 +19,6 @@ use crate::intervene::{self, Edit};
 use crate::sae::Sae;
 use crate::weights::random::splitmix64;
 
-/// `<cls>` residues `<eos>`.
-fn with_ends(residues: &[u32]) -> Vec<u32> {
-    std::iter::once(alphabet::CLS).chain(residues.iter().copied()).chain(std::iter::once(alphabet::EOS)).collect()
-}
-
 /// Edits of features at one layer, applied during generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Steer {
@@ -134,7 +129,7 @@ pub async fn generate(
         }
         chosen.extend(order.into_iter().take(per_round.saturating_sub(chosen.len())));
         chosen.iter().for_each(|&i| residues[i] = MASK);
-        let tokens = with_ends(&residues);
+        let tokens = alphabet::with_ends(residues.iter().copied());
         let logits = read_f32(steered_logits(model, saes, &steers, &tokens, &device)?).await?;
         let v = logits.len() / tokens.len();
         for &i in &chosen {
@@ -143,7 +138,7 @@ pub async fn generate(
         }
     }
     let sequence: String = residues.iter().map(|&t| VOCAB[t as usize]).collect();
-    let tokens = with_ends(&residues);
+    let tokens = alphabet::with_ends(residues.iter().copied());
     let pseudo_log_likelihood = pll(model, &tokens, &device).await?;
     let mut steered_activation = Vec::new();
     let acts = model.forward(&Batch::new(&[tokens], &device));
