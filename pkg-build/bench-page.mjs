@@ -75,6 +75,8 @@ try {
   // difference between 10 rounds and 1 is 18 rounds.
   const generate = async (rounds) => {
     await page.fill('#gen-rounds', String(rounds));
+    // The previous run's status would match at once: clear it, so the wait is for this run's.
+    await page.evaluate(() => { document.getElementById('gen-status').textContent = ''; });
     await page.click('#gen-run');
     await page.waitForFunction(() => /^1 sequence,.* in [0-9.]+ s/.test(document.getElementById('gen-status').textContent) && !document.getElementById('gen-run').disabled, null, { timeout: 3_600_000 });
     return Number(/in ([0-9.]+) s/.exec(await page.textContent('#gen-status'))[1]);

@@ -20,7 +20,8 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo "ONNX files (1 thread without isolation, as GitHub Pages serves; 2 threads behind COOP/COEP). Results"
   echo "are read back in every engine. GFLOP counts the multiply-adds (×2) of the work the case needs; for"
   echo "the intervention that is plmscope's (blocks after layer 3 from its cache), so a peer's GFLOP/s there"
-  echo "is an effective rate. The WebGPU row runs on Chromium's software adapter: a record, not a speed."
+  echo "is an effective rate. WebGPU is not timed here: Chromium's software adapter says nothing about a GPU"
+  echo "(\`node pkg-build/bench/browser.mjs DIR --webgpu\` adds it as a record)."
   echo
   pkg-build/bench/speed.sh
   echo

@@ -9,11 +9,15 @@
 //! - `matmul`: `[1024, 1024] · [1024, 1024]`, the engine's matmul peak.
 //!
 //! Each run reads its results back to the host, as the page must.
+//!
+//! And the memory case: one protein's features at every layer, each layer's 10,240-feature SAE
+//! loaded, as the page computes them ([`features_at_every_layer`]).
 
 use burn::prelude::*;
 
 use crate::embed::{read_f32, DeviceError};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
+use crate::features::SparseFeatures;
 use crate::intervene::{self, Edit, Op};
 use crate::sae::{Encoded, Sae};
 use crate::weights::{self, random, LoadError, Vars};
@@ -52,14 +56,51 @@ pub fn model_and_sae(device: &Device) -> Result<(EsmModel, Sae), LoadError> {
     Ok((model, sae))
 }
 
+/// The demo's random 10,240-feature SAE of every layer (layer 3's is [`model_and_sae`]'s).
+pub fn saes_at_every_layer(model: &EsmModel, device: &Device) -> Result<Vec<(usize, Sae)>, LoadError> {
+    (1..=model.n_layers())
+        .map(|layer| Ok((layer, weights::sae::random_interplm(model.d_model(), D_SAE, random::SEED ^ layer as u64, device)?)))
+        .collect()
+}
+
+/// One layer of [`features_at_every_layer`].
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerFeatures {
+    pub layer: usize,
+    /// Mean number of features firing per residue.
+    pub l0: f64,
+    /// The `[residues, d_sae]` f32 matrix the encoder produces.
+    pub dense_bytes: usize,
+    /// The same as per-residue (feature, value) lists, as kept and sent to the page.
+    pub sparse_bytes: usize,
+}
+
+/// What the page does for a protein when its features are viewed at every layer in turn: one
+/// forward pass kept, then per layer the encode, the features read back, and their sparse lists.
+pub async fn features_at_every_layer(model: &EsmModel, saes: &[(usize, Sae)], residues: usize) -> Result<Vec<LayerFeatures>, DeviceError> {
+    let device = model.embeddings.word_embeddings.weight.device();
+    let acts = model.forward(&Batch::new(&tokens(1, residues), &device));
+    let mut out = Vec::new();
+    for (layer, sae) in saes {
+        let dense = read_f32(crate::features::encode(&acts, sae, *layer).features).await?; // [R, d_sae]
+        let sparse = SparseFeatures::from_dense(&dense, sae.d_sae);
+        let nonzero: usize = sparse.rows.iter().map(Vec::len).sum();
+        out.push(LayerFeatures {
+            layer: *layer,
+            l0: nonzero as f64 / residues as f64,
+            dense_bytes: dense.len() * 4,
+            sparse_bytes: nonzero * std::mem::size_of::<(u32, f32)>() + residues * std::mem::size_of::<Vec<(u32, f32)>>(),
+        });
+    }
+    Ok(out)
+}
+
 /// `<cls>` residues `<eos>`; residue i of sequence b is amino acid `(7i + 13b + i / 3) mod 20`
 /// (tokens 4..=23), as in peers.py.
 pub fn tokens(batch: usize, residues: usize) -> Vec<Vec<u32>> {
     (0..batch)
-        .map(|b| {
-            let body = (0..residues).map(|i| 4 + ((7 * i + 13 * b + i / 3) % 20) as u32);
-            std::iter::once(crate::alphabet::CLS).chain(body).chain(std::iter::once(crate::alphabet::EOS)).collect()
-        })
+        .map(|b| crate::alphabet::with_ends((0..residues).map(|i| 4 + ((7 * i + 13 * b + i / 3) % 20) as u32)))
         .collect()
 }
 

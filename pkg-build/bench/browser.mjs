@@ -2,7 +2,8 @@
 // line per case and shape (median ms): plmscope's CPU build (1 thread: the page is not
 // cross-origin isolated on GitHub Pages), onnxruntime-web with 1 thread without isolation and with
 // 2 threads behind COOP/COEP, and plmscope's WebGPU build on Chromium's software adapter (for the
-// record only: it says nothing about a real GPU).
+// record only: it says nothing about a real GPU, and on the software adapter takes many minutes),
+// and the CPU build's peak memory for one protein's features at every layer.
 //   node browser.mjs ONNX_DIR [--webgpu]
 // BENCH_SHAPES=1x100,1x300 and BENCH_ENGINES=plmscope-wasm,onnxruntime-web narrow a run.
 import http from 'node:http';
@@ -44,6 +45,7 @@ const runs = [
   { engine: 'plmscope-wasm', threads: 1, isolated: false, build: 'cpu', backend: 'cpu', cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
   { engine: 'onnxruntime-web', threads: 1, isolated: false, cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
   { engine: 'onnxruntime-web', threads: 2, isolated: true, cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
+  { engine: 'plmscope-wasm', threads: 1, isolated: false, build: 'cpu', backend: 'cpu', memory: true, residues: 1000 },
 ];
 if (process.argv.includes('--webgpu')) {
   runs.push({ engine: 'plmscope-webgpu-swiftshader', threads: 1, isolated: false, build: 'gpu', backend: 'webgpu', cases: ['forward'], shapes: [[1, 100], [1, 300]] });
@@ -60,7 +62,7 @@ try {
     await page.waitForFunction(() => window.benchReady, null, { timeout: 60_000 });
     const { crossOriginIsolated, results } = await page.evaluate((c) => window.bench(c), { ...run, onnx: '/peers' });
     if (run.threads > 1 && !crossOriginIsolated) throw new Error(`${run.engine}: ${run.threads} threads need a cross-origin isolated page`);
-    for (const r of results) console.log(JSON.stringify({ engine: run.engine, threads: run.threads, ...r, ms: Math.round(r.ms * 100) / 100 }));
+    for (const r of results) console.log(JSON.stringify({ engine: run.engine, threads: run.threads, ...r, ...(r.ms && { ms: Math.round(r.ms * 100) / 100 }) }));
     await page.close();
   }
 } finally {

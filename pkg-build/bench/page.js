@@ -69,8 +69,33 @@ async function plmscopeCases({ build, backend, cases, shapes }) {
   return out;
 }
 
+// Peak memory of one protein's features at every layer, each layer's demo SAE loaded, through the
+// page's own calls (features, then cachedFeatures per layer): the wasm heap never shrinks, so its
+// size after the run is the run's peak (JS-side objects not counted). As `plmscope bench-memory`.
+async function plmscopeMemory({ build, backend, residues }) {
+  const wasm = await import(`../../www/pkg/${build}/plmscope.js`);
+  const { memory } = await wasm.default();
+  const mb = () => Math.round((memory.buffer.byteLength / 2 ** 20) * 10) / 10;
+  const engine = await wasm.Plmscope.create(backend);
+  const seed = 0x5EEDE5A2n;
+  engine.loadRandom(seed);
+  for (let layer = 1; layer <= 6; layer++) engine.loadRandomSae(layer, 10240, seed);
+  const loadedMb = mb();
+  // The suite's sequence: amino acid (7i + i // 3) mod 20 in ESM-2's token order (tokens 4..23).
+  const letters = 'LAGVSERTIDPKQNFYMHWC';
+  const sequence = Array.from({ length: residues }, (_, i) => letters[(7 * i + Math.floor(i / 3)) % 20]).join('');
+  const layers = [];
+  for (let layer = 1; layer <= 6; layer++) {
+    const out = layer === 1 ? await engine.features(`>memory\n${sequence}`, 0, 1, false, 10) : await engine.cachedFeatures(layer, false, 10);
+    const nonzero = out.features.rows.reduce((n, row) => n + row.length, 0);
+    layers.push({ layer, l0: nonzero / residues });
+  }
+  return [{ case: 'memory', shape: `1x${residues}`, loadedMb, peakMb: mb(), layers }];
+}
+
 window.bench = async (config) => {
-  const results = config.engine === 'onnxruntime-web' ? await ortCases(config) : await plmscopeCases(config);
+  const results = config.engine === 'onnxruntime-web' ? await ortCases(config)
+    : config.memory ? await plmscopeMemory(config) : await plmscopeCases(config);
   return { crossOriginIsolated: self.crossOriginIsolated, results };
 };
 window.benchReady = true;

@@ -8,7 +8,8 @@ import sys
 
 rows = [json.loads(line) for line in sys.stdin if line.startswith("{")]
 checks = [r for r in rows if "check" in r]
-runs = [r for r in rows if "engine" in r]
+runs = [r for r in rows if "engine" in r and "ms" in r]
+memory = [r for r in rows if r.get("case") == "memory"]
 gflop = {(r["case"], r["shape"]): r["gflop"] for r in runs if "gflop" in r}
 ms = {(r["engine"], str(r["threads"]), r["case"], r["shape"]): r["ms"] for r in runs}
 engines = []
@@ -73,4 +74,23 @@ for case, title in [("forward", "Forward (logits, every hidden state kept)"), ("
                 ta, tb = ms.get((*a, case, s)), ms.get((*b, case, s))
                 cells.append(f"{ta / tb:.2f}" if ta and tb else "–")
             print(f"| {s} | " + " | ".join(cells) + " |")
+        print()
+
+if memory:
+    print("### Memory: one protein's features at every layer (the 10,240-feature demo SAE at each of the 6)\n")
+    print("Native: resident set (/proc/self/status) after loading the model and the six SAEs, and its peak after one")
+    print("forward pass and the features of every layer as the page computes them; in the browser: the CPU build's")
+    print("wasm heap after loading and after the same calls of the page (the heap never shrinks: its size is the peak).\n")
+    print("| engine | protein | after loading, MB | peak, MB |")
+    print("|---|---|---|---|")
+    for r in memory:
+        print(f"| {r['engine']} | {r['shape'].split('x')[1]} residues | {r['loadedMb']} | {r['peakMb']} |")
+    print()
+    native = next((r for r in memory if "denseBytes" in r["layers"][0]), None)
+    if native:
+        print("Features per layer (random demo SAEs, their bias shifted by −2.5; trained SAEs fire far fewer features):\n")
+        print("| layer | features per residue (L0) | dense [residues, 10,240] f32, MB | sparse lists, MB |")
+        print("|---|---|---|---|")
+        for l in native["layers"]:
+            print(f"| {l['layer']} | {l['l0']:.0f} | {l['denseBytes'] / 2**20:.1f} | {l['sparseBytes'] / 2**20:.1f} |")
         print()

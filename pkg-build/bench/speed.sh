@@ -19,7 +19,8 @@ for threads in 1 2; do
   RAYON_NUM_THREADS=$threads "$bin" bench-cases --reference "$onnx/logits_1x100.safetensors" >> "$results"
 done
 python3 pkg-build/bench/peers.py time "$onnx" >> "$results"
-node pkg-build/bench/browser.mjs "$onnx" --webgpu >> "$results"
+"$bin" bench-memory --residues 1000 >> "$results"
+node pkg-build/bench/browser.mjs "$onnx" >> "$results"
 python3 pkg-build/bench/report.py < "$results"
 cp "$results" "${SPEED_JSONL:-/dev/null}"
 rm -f "$results"

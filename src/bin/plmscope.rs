@@ -90,6 +90,13 @@ enum Command {
         #[arg(long)]
         reference: Option<PathBuf>,
     },
+    /// Peak memory of one protein's features at every layer with the demo's random 10,240-feature
+    /// SAE at each (esm2_t6_8M shape, random weights), as the page computes them; prints one JSON
+    /// line (resident set sizes from /proc/self/status, and per layer L0 and dense vs sparse bytes).
+    BenchMemory {
+        #[arg(long, default_value_t = 1000)]
+        residues: usize,
+    },
     /// Times steered generation (seconds per round) and SAE training (tokens per second) on the
     /// esm2_t6_8M shape with random weights, and prints Markdown tables for BENCHMARKS.md.
     BenchDesign {
@@ -505,6 +512,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             eprintln!("→ {}", out.display());
         }
         Command::BenchCases { cases, shapes, reference } => bench_cases(&cases, &shapes, reference.as_deref(), &device)?,
+        Command::BenchMemory { residues } => bench_memory(residues, &device)?,
         Command::BenchDesign { residues, steps } => bench_design(residues, steps, &device)?,
         Command::BenchCircuit { proteins, residues, top_n } => bench_circuit(proteins, residues, top_n, &device)?,
         Command::Probe { data, concept, layer, sae, k, out } => {
@@ -678,6 +686,29 @@ fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Op
         }
     }
     Ok(())
+}
+
+fn bench_memory(residues: usize, device: &Device) -> Result<(), Error> {
+    use plmscope::bench;
+    let (model, _) = bench::model_and_sae(device)?;
+    let saes = bench::saes_at_every_layer(&model, device)?;
+    let loaded = memory_status("VmRSS")?;
+    let layers = pollster::block_on(bench::features_at_every_layer(&model, &saes, residues))?;
+    let mb = |kb: u64| (kb as f64 / 1024.0 * 10.0).round() / 10.0;
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    println!(
+        "{}",
+        serde_json::json!({ "engine": "plmscope", "threads": threads, "case": "memory", "shape": format!("1x{residues}"),
+            "loadedMb": mb(loaded), "peakMb": mb(memory_status("VmHWM")?), "layers": layers })
+    );
+    Ok(())
+}
+
+/// A `kB` field of /proc/self/status (VmRSS: resident now; VmHWM: the peak).
+fn memory_status(field: &str) -> Result<u64, Error> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with(field)).ok_or_else(|| format!("no {field} in /proc/self/status"))?;
+    Ok(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).ok_or_else(|| format!("unreadable {field} line: {line}"))?)
 }
 
 fn parse_shape(s: &str) -> Result<(usize, usize), String> {
