@@ -23,6 +23,8 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo "is an effective rate. WebGPU is not timed here: Chromium's software adapter says nothing about a GPU"
   echo "(\`node pkg-build/bench/browser.mjs DIR --webgpu\` adds it as a record)."
   echo
+  cat pkg-build/bench/changes.md
+  echo
   pkg-build/bench/speed.sh
   echo
   echo "## An intervention at layer L against a full forward"
