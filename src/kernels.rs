@@ -3,9 +3,9 @@
 //! element (in wasm a software libm), and attention as separate ops around a `[heads, seq, seq]`
 //! score tensor with the heads transposed to and fro (BENCHMARKS.md, "Where the time goes").
 //! Here exp and erf are branch-free polynomials the compiler vectorizes (AVX-512 or AVX2 chosen
-//! at run time natively, simd128 in wasm), attention runs one query row at a time with the rotary
-//! embedding, bias, softmax and value sum fused (the scores never leave L1), and natively the work
-//! is split over rayon's threads. Tensors on another backend (WebGPU) or under autodiff take
+//! at run time natively, simd128 in wasm), attention runs four query rows at a time with the
+//! rotary embedding, bias, softmax and value sum fused (the scores never leave L1), and natively the
+//! work is split over rayon's threads. Tensors on another backend (WebGPU) or under autodiff take
 //! burn's own ops, so the GPU and training paths are unchanged.
 
 use burn::prelude::*;
@@ -52,17 +52,17 @@ pub fn rotary_attention(
         flex_f32(cos)?,
         flex_f32(sin)?,
     ]
-    .map(dense);
-    let shape = Shape { seq, heads, head_dim };
-    let (cos, sin, bias) = (cos.storage::<f32>(), sin.storage::<f32>(), bias.storage::<f32>());
+    .map(row_major);
+    let [q, k, v, bias, cos, sin] = [&q, &k, &v, &bias, &cos, &sin].map(|t| t.as_slice::<f32>());
+    let ([q, k, v, bias, cos, sin], shape) = ([q?, k?, v?, bias?, cos?, sin?], Shape { seq, heads, head_dim });
     let mut out = vec![0.0f32; batch * heads * seq * head_dim];
     let task = |(index, out): (usize, &mut [f32])| {
         let (b, h) = (index / heads, index % heads);
         let per_batch = seq * heads * head_dim;
         let inputs = Head {
-            q: &q.storage::<f32>()[b * per_batch..][..per_batch],
-            k: &k.storage::<f32>()[b * per_batch..][..per_batch],
-            v: &v.storage::<f32>()[b * per_batch..][..per_batch],
+            q: &q[b * per_batch..][..per_batch],
+            k: &k[b * per_batch..][..per_batch],
+            v: &v[b * per_batch..][..per_batch],
             bias: &bias[b * seq..][..seq],
             cos,
             sin,
@@ -108,8 +108,14 @@ fn flex_f32<const D: usize>(x: &Tensor<D>) -> Option<burn_flex::FlexTensor> {
     (flex.dtype() == burn::tensor::DType::F32).then_some(flex)
 }
 
-/// The tensor with storage of its own holding exactly its values in row-major order: itself when
-/// it already is that, else a copy.
+/// The tensor laid out row-major (read it with `as_slice`): itself when it already is, else a copy.
+#[cfg(feature = "cpu")]
+fn row_major(flex: burn_flex::FlexTensor) -> burn_flex::FlexTensor {
+    if flex.is_contiguous() { flex } else { flex.to_contiguous() }
+}
+
+/// The tensor with storage of its own holding exactly its values in row-major order, to write in
+/// place: itself when it already is that, else a copy.
 #[cfg(feature = "cpu")]
 fn dense(flex: burn_flex::FlexTensor) -> burn_flex::FlexTensor {
     let n = flex.layout().num_elements();
