@@ -48,11 +48,15 @@ impl std::str::FromStr for Case {
     }
 }
 
+/// The random esm2_t6_8M (the offline demo's).
+pub fn model(device: &Device) -> Result<EsmModel, LoadError> {
+    EsmModel::load(&Vars::random(random::SEED, device), &EsmConfig::esm2_t6_8m())
+}
+
 /// The random esm2_t6_8M and the random InterPLM-shaped SAE of layer 3 (the offline demo's).
 pub fn model_and_sae(device: &Device) -> Result<(EsmModel, Sae), LoadError> {
-    let config = EsmConfig::esm2_t6_8m();
-    let model = EsmModel::load(&Vars::random(random::SEED, device), &config)?;
-    let sae = weights::sae::random_interplm(config.hidden_size, D_SAE, random::SEED ^ LAYER as u64, device)?;
+    let model = model(device)?;
+    let sae = weights::sae::random_interplm(model.d_model(), D_SAE, random::SEED ^ LAYER as u64, device)?;
     Ok((model, sae))
 }
 
