@@ -17,7 +17,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if let Some(flex) = flex_f32(&x) {
         drop(x); // so the storage is ours alone and GELU runs in place
         let mut flex = dense(flex);
-        par_chunks(flex.storage_mut::<f32>(), 1 << 14, simd::gelu);
+        par_chunks(flex.storage_mut::<f32>(), 1 << 14, |_, values| simd::gelu(values));
         return Tensor::from_primitive::<burn_flex::Flex>(flex);
     }
     activation::gelu(x)
@@ -56,7 +56,7 @@ pub fn rotary_attention(
     let [q, k, v, bias, cos, sin] = [&q, &k, &v, &bias, &cos, &sin].map(|t| t.as_slice::<f32>());
     let ([q, k, v, bias, cos, sin], shape) = ([q?, k?, v?, bias?, cos?, sin?], Shape { seq, heads, head_dim });
     let mut out = vec![0.0f32; batch * heads * seq * head_dim];
-    let task = |(index, out): (usize, &mut [f32])| {
+    par_chunks(&mut out, seq * head_dim, |index, out| {
         let (b, h) = (index / heads, index % heads);
         let per_batch = seq * heads * head_dim;
         let inputs = Head {
@@ -68,14 +68,7 @@ pub fn rotary_attention(
             sin,
         };
         simd::attention_head(&inputs, shape, h, scale, out)
-    };
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(seq * head_dim).enumerate().for_each(task);
-    }
-    #[cfg(target_arch = "wasm32")]
-    out.chunks_mut(seq * head_dim).enumerate().for_each(task);
+    });
     let out = burn_flex::FlexTensor::from_data(TensorData::new(out, [batch, heads, seq, head_dim]));
     Some(Tensor::from_primitive::<burn_flex::Flex>(out))
 }
@@ -128,16 +121,17 @@ fn dense(flex: burn_flex::FlexTensor) -> burn_flex::FlexTensor {
     }
 }
 
-/// `f` on chunks of `chunk` elements: on rayon's threads natively, in order in wasm (no threads).
+/// `f(i, chunk i)` on chunks of `chunk` elements: on rayon's threads natively, in order in wasm
+/// (no threads).
 #[cfg(feature = "cpu")]
-fn par_chunks(values: &mut [f32], chunk: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
+fn par_chunks(values: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        values.par_chunks_mut(chunk.max(1)).for_each(f);
+        values.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
     #[cfg(target_arch = "wasm32")]
-    values.chunks_mut(chunk.max(1)).for_each(f);
+    values.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
 }
 
 /// Each kernel is written once as plain lane-wise Rust ([`portable`]) and compiled again inside a
