@@ -45,6 +45,7 @@ const engine = createEngine({
     setStatus(view.modelStatus);
     showWeightsNote();
     showSelfCheck(info.selfCheck);
+    state.layer = Math.min(state.layer, info.nLayers);
     fillLayerPickers(info.nLayers);
     analysis.fillLayers(info.nLayers);
     design.fillLayers(info.nLayers);
@@ -425,6 +426,8 @@ async function loadGraph(name) {
 /** Shows `feature` of `layer` in the sequence views, changing layer when needed. */
 function goToFeature(layer, feature) {
   state.feature = feature;
+  // Before the model is ready the layer picker is empty; the ready handler loads the SAE of state.layer.
+  if (!view.modelReady) { state.layer = layer; writeUrl(); return; }
   if (layer !== state.layer && layer <= $('layer').options.length) { $('layer').value = String(layer); changeLayer(layer).then(() => selectFeature(feature)); }
   else if (view.features) selectFeature(feature);
   else writeUrl();
