@@ -148,7 +148,7 @@ pub async fn run(model: &EsmModel, sae: &Sae, prepared: &Prepared) -> Result<Vec
         }
         Prepared::Intervene { batch, cache, encoded } => {
             let edits = [Edit { feature: FEATURE, op: Op::Ablate, positions: None }];
-            let after = intervene::intervene(model, sae, LAYER, cache, batch, encoded, &edits).expect("feature 17 of 10,240 at layer 3");
+            let after = intervene::intervene(model, sae, LAYER, cache, batch, &**encoded, &edits).expect("feature 17 of 10,240 at layer 3");
             read_f32(after.logits).await
         }
         Prepared::Matmul { a, b } => read_f32(a.clone().matmul(b.clone())).await,

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 
 use crate::esm::{Activations, EsmModel};
-use crate::sae::{Encoded, Sae};
+use crate::sae::{Encoded, Sae, TokenNorm};
 
 /// Why a layer, feature or position cannot be used with this model and SAE.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,20 +47,6 @@ pub fn residues(acts: &Activations, layer: usize) -> Tensor<2> {
 /// Encodes the residues of a one-sequence pass at `layer`.
 pub fn encode(acts: &Activations, sae: &Sae, layer: usize) -> Encoded {
     sae.encode(residues(acts, layer))
-}
-
-/// Per-feature summaries over residues: `[d_sae]` each.
-pub struct Summary {
-    pub max: Tensor<1>,
-    pub mean: Tensor<1>,
-}
-
-pub fn summary(features: &Tensor<2>) -> Summary {
-    let [_, d] = features.dims();
-    Summary {
-        max: features.clone().max_dim(0).reshape([d]),
-        mean: features.clone().mean_dim(0).reshape([d]),
-    }
 }
 
 /// How well the SAE reconstructs `x` (`[n, d_in]`).
@@ -107,6 +93,36 @@ impl SparseFeatures {
         Self { d_sae, rows }
     }
 
+    /// Feature `feature` at every residue, 0 where it does not fire: `[rows]`.
+    pub fn column(&self, feature: usize) -> Vec<f32> {
+        let j = feature as u32;
+        self.rows.iter().map(|row| row.binary_search_by_key(&j, |&(f, _)| f).map_or(0.0, |i| row[i].1)).collect()
+    }
+
+    /// Per-feature max and mean over residues, equal to those of the dense matrix.
+    pub fn summary(&self) -> Summary {
+        let (mut max, mut sum, mut fired) = (vec![f32::NEG_INFINITY; self.d_sae], vec![0.0f32; self.d_sae], vec![0usize; self.d_sae]);
+        for &(j, v) in self.rows.iter().flatten() {
+            let j = j as usize;
+            max[j] = max[j].max(v);
+            sum[j] += v;
+            fired[j] += 1;
+        }
+        let n = self.rows.len();
+        for (m, &f) in max.iter_mut().zip(&fired) {
+            if f < n {
+                *m = m.max(0.0); // a residue where it did not fire holds a 0
+            }
+        }
+        Summary { max, mean: sum.into_iter().map(|s| s / n as f32).collect() }
+    }
+
+    /// Each feature's values divided by its factor (InterPLM's `activation_rescale_factor`).
+    pub fn divided_by(&self, factors: &[f32]) -> Self {
+        let rows = self.rows.iter().map(|row| row.iter().map(|&(j, v)| (j, v / factors[j as usize])).collect()).collect();
+        Self { d_sae: self.d_sae, rows }
+    }
+
     pub fn to_dense(&self) -> Vec<f32> {
         let mut out = vec![0.0; self.rows.len() * self.d_sae];
         for (r, row) in self.rows.iter().enumerate() {
@@ -116,6 +132,21 @@ impl SparseFeatures {
         }
         out
     }
+}
+
+/// Per-feature summaries over residues: `[d_sae]` each.
+pub struct Summary {
+    pub max: Vec<f32>,
+    pub mean: Vec<f32>,
+}
+
+/// An encoding kept as its sparse features instead of the dense `[R, d_sae]` matrix (39 MB for
+/// 1,000 residues and 10,240 features): what the page keeps of the shown layer for its edits.
+#[derive(Debug, Clone)]
+pub struct SparseEncoded {
+    /// In the SAE's own units, as [`Encoded::features`].
+    pub features: SparseFeatures,
+    pub norm: TokenNorm,
 }
 
 #[cfg(test)]
@@ -128,5 +159,23 @@ mod tests {
         let s = SparseFeatures::from_dense(&dense, 4);
         assert_eq!(s.rows, vec![vec![(1, 1.5)], vec![(2, 2.0), (3, 0.25)]]);
         assert_eq!(s.to_dense(), dense);
+    }
+
+    #[test]
+    fn sparse_columns_and_summaries_equal_the_dense_ones() {
+        // 3 residues × 4 features: feature 0 never fires, 1 fires everywhere (one value
+        // negative), 2 once, 3 twice.
+        let dense = [0.0, 1.5, 0.0, 0.0, 0.0, -0.5, 2.0, 0.25, 0.0, 3.0, 0.0, 1.0];
+        let s = SparseFeatures::from_dense(&dense, 4);
+        for j in 0..4 {
+            let want: Vec<f32> = (0..3).map(|r| dense[r * 4 + j]).collect();
+            assert_eq!(s.column(j), want, "feature {j}");
+        }
+        let summary = s.summary();
+        assert_eq!(summary.max, vec![0.0, 3.0, 2.0, 1.0]);
+        assert_eq!(summary.mean, vec![0.0, 4.0 / 3.0, 2.0 / 3.0, 1.25 / 3.0]);
+        let all_negative = SparseFeatures::from_dense(&[-1.0, -2.0], 1);
+        assert_eq!(all_negative.summary().max, vec![-1.0], "no residue holds a 0");
+        assert_eq!(s.divided_by(&[1.0, 2.0, 4.0, 0.5]).to_dense(), [0.0, 0.75, 0.0, 0.0, 0.0, -0.25, 0.5, 0.5, 0.0, 1.5, 0.0, 2.0]);
     }
 }

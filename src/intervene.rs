@@ -8,8 +8,8 @@ use std::str::FromStr;
 use burn::prelude::*;
 
 use crate::esm::{Activations, Batch, EsmModel};
-use crate::features::{self, UseError};
-use crate::sae::{Encoded, Sae};
+use crate::features::{self, SparseEncoded, UseError};
+use crate::sae::{Encoded, Sae, TokenNorm};
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "op", content = "value", rename_all = "lowercase")]
@@ -96,12 +96,47 @@ pub fn check_edits(edits: &[Edit], d_sae: usize, residues: usize) -> Result<(), 
     Ok(())
 }
 
+/// What an edit reads of the encoding at its layer: the edited features at every residue and how
+/// the tokens were normalised. The dense [`Encoded`] has that, and so does the page's
+/// [`SparseEncoded`].
+pub trait Encoding {
+    fn residues(&self) -> usize;
+    /// Feature `j` at every residue: `[R, 1]`.
+    fn column(&self, j: usize, device: &Device) -> Tensor<2>;
+    fn norm(&self) -> &TokenNorm;
+}
+
+impl Encoding for Encoded {
+    fn residues(&self) -> usize {
+        self.features.dims()[0]
+    }
+    fn column(&self, j: usize, _: &Device) -> Tensor<2> {
+        self.features.clone().slice(s![.., j..j + 1])
+    }
+    fn norm(&self) -> &TokenNorm {
+        &self.norm
+    }
+}
+
+impl Encoding for SparseEncoded {
+    fn residues(&self) -> usize {
+        self.features.rows.len()
+    }
+    fn column(&self, j: usize, device: &Device) -> Tensor<2> {
+        let column = self.features.column(j);
+        let r = column.len();
+        Tensor::from_data(TensorData::new(column, [r, 1]), device)
+    }
+    fn norm(&self) -> &TokenNorm {
+        &self.norm
+    }
+}
+
 /// `decode(f') − decode(f)` for every residue, `[R, d_in]`. Each edited feature j contributes
 /// `Δf_j ⊗ W_dec[j]`, so the cost is O(edited features × R × d_in), not a full decode.
-fn patch_delta(sae: &Sae, encoded: &Encoded, edits: &[Edit]) -> Tensor<2> {
-    let f = &encoded.features;
-    let [r, _] = f.dims();
-    let device = f.device();
+fn patch_delta(sae: &Sae, encoded: &(impl Encoding + ?Sized), edits: &[Edit]) -> Tensor<2> {
+    let r = encoded.residues();
+    let device = sae.w_dec.device();
     let mut edited: Vec<usize> = edits.iter().map(|e| e.feature).collect();
     edited.sort_unstable();
     edited.dedup();
@@ -112,7 +147,7 @@ fn patch_delta(sae: &Sae, encoded: &Encoded, edits: &[Edit]) -> Tensor<2> {
     let columns = edited
         .iter()
         .map(|&j| {
-            let original = f.clone().slice(s![.., j..j + 1]); // [R, 1]
+            let original = encoded.column(j, &device); // [R, 1]
             let column = edits.iter().filter(|e| e.feature == j).fold(original.clone(), |column, e| {
                 let changed = match e.op {
                     Op::Ablate => column.zeros_like(),
@@ -136,12 +171,13 @@ fn patch_delta(sae: &Sae, encoded: &Encoded, edits: &[Edit]) -> Tensor<2> {
     let index: Vec<i64> = edited.iter().map(|&j| j as i64).collect();
     let df = Tensor::cat(columns, 1); // [R, n]
     let rows = sae.w_dec.clone().select(0, Tensor::from_data(TensorData::new(index, [n]), &device)); // [n, d_in]
-    sae.decode_delta(df, rows, &encoded.norm)
+    sae.decode_delta(df, rows, encoded.norm())
 }
 
 /// Patches hidden state `layer` of a one-sequence pass `cache` (from [`EsmModel::forward`]) and
 /// runs the rest of the model: the pass from the patched hidden state on (`start` = `layer`). `encoded` is the SAE's encoding of that hidden state's residues
-/// ([`features::encode`]): callers that showed the features already have it, so an edit costs
+/// ([`features::encode`], or the sparse [`SparseEncoded`]): callers that showed the features
+/// already have it, so an edit costs
 /// only the patch and the blocks after `layer`.
 pub fn intervene(
     model: &EsmModel,
@@ -149,7 +185,7 @@ pub fn intervene(
     layer: usize,
     cache: &Activations,
     batch: &Batch,
-    encoded: &Encoded,
+    encoded: &(impl Encoding + ?Sized),
     edits: &[Edit],
 ) -> Result<Activations, UseError> {
     features::check(model, sae, layer)?;
@@ -159,7 +195,7 @@ pub fn intervene(
 
 /// `x + decode(f') − decode(f)` for a one-sequence hidden state `x` (`[1, T, d]`) whose residues
 /// `encoded` encodes; cls and eos are left as they are.
-pub fn patch(sae: &Sae, x: Tensor<3>, encoded: &Encoded, edits: &[Edit]) -> Result<Tensor<3>, UseError> {
+pub fn patch(sae: &Sae, x: Tensor<3>, encoded: &(impl Encoding + ?Sized), edits: &[Edit]) -> Result<Tensor<3>, UseError> {
     let [_, t, d] = x.dims();
     check_edits(edits, sae.d_sae, t - 2)?;
     let delta = patch_delta(sae, encoded, edits); // [R, d]

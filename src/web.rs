@@ -16,7 +16,7 @@ use crate::analysis::concepts;
 use crate::analysis::generate::{self, GenerateOptions, Steer};
 use crate::embed::{self, read_f32, ResiduePrediction};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
-use crate::features::{self, Reconstruction, SparseFeatures};
+use crate::features::{self, Reconstruction, SparseEncoded, SparseFeatures};
 use crate::intervene::{self, Edit};
 use crate::sae::{Encoded, Sae, SaeFormat};
 use crate::train::{harvest::harvest, TrainOptions as SaeTrainOptions, Trainer};
@@ -76,7 +76,7 @@ struct Cached {
     /// `[T, vocab]` logits of the plain pass, on the host.
     logits: Vec<f32>,
     /// The SAE encoding last shown, by layer: what interventions at that layer start from.
-    encoded: Option<(usize, Encoded)>,
+    encoded: Option<(usize, SparseEncoded)>,
 }
 
 /// Which backends this build of the wasm holds.
@@ -236,28 +236,34 @@ impl Plmscope {
     pub async fn cached_features(&mut self, layer: usize, normalized: bool, top_n: usize) -> Result<JsValue, JsError> {
         let sae = self.sae(layer)?.clone();
         let cached = self.cached.as_mut().ok_or_else(|| js_err("run a sequence first"))?;
+        cached.encoded = None; // the last layer's, freed before this one is built
         let x = features::residues(&cached.acts, layer);
         let encoded = sae.encode(x.clone());
-        cached.encoded = Some((layer, encoded.clone()));
-        let sae = &sae;
-        let sums = read_f32(features::reconstruction_sums(sae, x, &encoded)).await?;
-        let shown = if normalized { sae.normalised_features(encoded.features.clone()) } else { encoded.features.clone() };
-        let summary = features::summary(&shown);
-        let dense = read_f32(shown).await?;
-        let (max, mean) = (read_f32(summary.max).await?, read_f32(summary.mean).await?);
+        let sums = read_f32(features::reconstruction_sums(&sae, x, &encoded)).await?;
+        let Encoded { features: dense, norm } = encoded;
+        // Read back once and kept sparse: the dense [R, d_sae] matrix is freed here.
+        let raw = SparseFeatures::from_dense(&read_f32(dense).await?, sae.d_sae);
+        let normalised = match (&sae.rescale, normalized) {
+            (Some(factors), true) => Some(raw.divided_by(&read_f32(factors.clone()).await?)),
+            _ => None,
+        };
+        let shown = normalised.as_ref().unwrap_or(&raw);
+        let summary = shown.summary();
         let residues = cached.record.residues.len();
         let out = FeaturesOut {
             header: cached.record.header.clone(),
             sequence: cached.record.sequence(),
             layer,
             d_sae: sae.d_sae,
-            features: SparseFeatures::from_dense(&dense, sae.d_sae),
-            top_by_max: top(&max, top_n),
-            top_by_mean: top(&mean, top_n),
+            features: shown,
+            top_by_max: top(&summary.max, top_n),
+            top_by_mean: top(&summary.mean, top_n),
             reconstruction: Reconstruction::from_sums(&sums, residues),
             predictions: embed::predictions(&cached.logits, &cached.record.tokens(), 3),
         };
-        serde_wasm_bindgen::to_value(&out).map_err(js_err)
+        let out = serde_wasm_bindgen::to_value(&out).map_err(js_err);
+        cached.encoded = Some((layer, SparseEncoded { features: raw, norm }));
+        out
     }
 
     /// Edits features at `layer` of the cached sequence and re-runs only the layers after it.
@@ -268,11 +274,11 @@ impl Plmscope {
         let cached = self.cached.as_ref().ok_or_else(|| js_err("run a sequence first"))?;
         let edits: Vec<Edit> = serde_wasm_bindgen::from_value(edits).map_err(|e| js_err(format!("edits: {e}")))?;
         let sae = self.sae(layer)?;
-        let encoded = match &cached.encoded {
-            Some((l, e)) if *l == layer => e.clone(),
-            _ => features::encode(&cached.acts, sae, layer),
-        };
-        let after = intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, &encoded, &edits).map_err(js_err)?;
+        let after = match &cached.encoded {
+            Some((l, e)) if *l == layer => intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, e, &edits),
+            _ => intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, &features::encode(&cached.acts, sae, layer), &edits),
+        }
+        .map_err(js_err)?;
         let logits = read_f32(after.logits.clone()).await?;
         let tokens = cached.record.tokens();
         let downstream = match downstream_layer {
@@ -533,12 +539,12 @@ struct SaeInfo {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct FeaturesOut {
+struct FeaturesOut<'a> {
     header: String,
     sequence: String,
     layer: usize,
     d_sae: usize,
-    features: SparseFeatures,
+    features: &'a SparseFeatures,
     top_by_max: Vec<(usize, f32)>,
     top_by_mean: Vec<(usize, f32)>,
     reconstruction: Reconstruction,
