@@ -1,0 +1,56 @@
+// plmscope's cases in a module worker, where the page runs plmscope too (a worker may block while
+// rayon's threads work; the page's main thread may not). page.js posts the config and gets
+// {results} or {error} back.
+import { time, repeatsFor, aminoAcid } from './timing.js';
+
+const SEED = 0x5EEDE5A2n; // src/weights/random.rs SEED: the same model and SAEs as natively
+
+async function engineOf({ build, backend, threads }) {
+  const wasm = await import(`../../www/pkg/${build}/plmscope.js`);
+  const { memory } = await wasm.default();
+  if (wasm.initThreadPool) await wasm.initThreadPool(threads);
+  const engine = await wasm.Plmscope.create(backend);
+  engine.loadRandom(SEED);
+  return { engine, memory };
+}
+
+async function cases(config) {
+  const { engine } = await engineOf(config);
+  engine.loadRandomSae(3, 10240, SEED);
+  const out = [];
+  for (const c of config.cases) {
+    for (const [b, r] of c === 'matmul' ? [[1024, 1024]] : config.shapes) {
+      if (c === 'intervene' && b !== 1) continue;
+      engine.benchPrepare(c, b, r);
+      out.push({ case: c, shape: `${b}x${r}`, ms: await time(() => engine.benchRun(), c === 'matmul' ? 9 : repeatsFor(b, r)) });
+    }
+  }
+  return out;
+}
+
+// Peak memory of one protein's features at every layer, each layer's demo SAE loaded, through the
+// page's own calls (features, then cachedFeatures per layer): the wasm heap never shrinks, so its
+// size after the run is the run's peak (JS-side objects not counted). As `plmscope bench-memory`.
+async function memoryRun(config) {
+  const { engine, memory } = await engineOf(config);
+  const mb = () => Math.round((memory.buffer.byteLength / 2 ** 20) * 10) / 10;
+  for (let layer = 1; layer <= 6; layer++) engine.loadRandomSae(layer, 10240, SEED);
+  const loadedMb = mb();
+  const residues = config.residues;
+  const sequence = Array.from({ length: residues }, (_, i) => 'LAGVSERTIDPKQNFYMHWC'[aminoAcid(i, 0)]).join('');
+  const layers = [];
+  for (let layer = 1; layer <= 6; layer++) {
+    const out = layer === 1 ? await engine.features(`>memory\n${sequence}`, 0, 1, false, 10) : await engine.cachedFeatures(layer, false, 10);
+    const nonzero = out.features.rows.reduce((n, row) => n + row.length, 0);
+    layers.push({ layer, l0: nonzero / residues });
+  }
+  return [{ case: 'memory', shape: `1x${residues}`, loadedMb, peakMb: mb(), layers }];
+}
+
+self.onmessage = async ({ data: config }) => {
+  try {
+    postMessage({ results: config.memory ? await memoryRun(config) : await cases(config) });
+  } catch (e) {
+    postMessage({ error: String(e.stack ?? e) });
+  }
+};
