@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the page: its JavaScript bundle and the two WebAssembly packages the page chooses between, so that a visitor downloads only
+# Builds the page: its JavaScript bundle and the three WebAssembly packages the page chooses between, so that a visitor downloads only
 # the one that will run: www/pkg/gpu (burn-wgpu on WebGPU, with the CPU backend inside so a lost
 # device can fall back without another download; the same features as the browser tests, so the
-# two share compiled dependencies) and www/pkg/cpu (burn's Flex CPU backend alone, about a tenth of
-# the size, for browsers without WebGPU). wasm-opt comes from the npm package binaryen (Debian's
+# two share compiled dependencies), www/pkg/cpu (burn's Flex CPU backend alone, about a tenth of
+# the size, for browsers without WebGPU) and www/pkg/cpu-threads (the same on several threads,
+# for a cross-origin isolated page). wasm-opt comes from the npm package binaryen (Debian's
 # is too old: its output fails to load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +18,24 @@ build() { # name, cargo features
 }
 build gpu cpu,webgpu
 build cpu cpu
+# www/pkg/cpu-threads: the CPU build on rayon's Web Workers, for a cross-origin isolated page
+# (sw.js makes it so). Threads share the wasm memory, which needs std rebuilt with atomics: a
+# nightly toolchain's `-Z build-std` (setup.sh installs it). Every crate then builds with other
+# flags, so it has a target directory of its own.
+# The module imports one shared memory (up to 4 GiB) and exports what wasm-bindgen needs to set up
+# each thread's TLS; those link arguments go to the last crate only (`cargo rustc`).
+threads_target="${CARGO_TARGET_DIR}-threads"
+RUSTUP_TOOLCHAIN="${PLMSCOPE_NIGHTLY:-nightly}" CARGO_TARGET_DIR="$threads_target" \
+  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296" \
+  cargo rustc --release --lib --target wasm32-unknown-unknown -Z build-std=panic_abort,std \
+  --no-default-features --features threads -- -C link-arg=--shared-memory -C link-arg=--import-memory \
+  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+wasm-bindgen --target web --out-dir www/pkg/cpu-threads --out-name plmscope "$threads_target/wasm32-unknown-unknown/release/plmscope.wasm"
+wasm-opt -O www/pkg/cpu-threads/plmscope_bg.wasm -o www/pkg/cpu-threads/plmscope_bg.wasm
 # The page's own modules and its npm dependencies (Cytoscape) in one file: nothing from a CDN.
 NODE_PATH=pkg-build/node_modules esbuild www/app.js --bundle --format=esm --minify --sourcemap --outfile=www/dist/app.js
-for b in gpu cpu; do
+for b in gpu cpu cpu-threads; do
   printf 'www/pkg/%s/plmscope_bg.wasm: %s bytes, %s gzipped\n' "$b" \
     "$(stat -c %s www/pkg/$b/plmscope_bg.wasm)" "$(gzip -9 -c www/pkg/$b/plmscope_bg.wasm | wc -c)"
 done

@@ -12,6 +12,17 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# The threads build (pkg-build/build.sh) rebuilds std with atomics: a nightly toolchain with its
+# source. PLMSCOPE_NIGHTLY pins one (default: the installed `nightly`).
+nightly="${PLMSCOPE_NIGHTLY:-nightly}"
+if ! rustup run "$nightly" rustc --version >/dev/null 2>&1; then
+  say "installing the $nightly toolchain"
+  rustup toolchain install "$nightly" --profile minimal --component rust-src
+elif [ ! -d "$(rustup run "$nightly" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+  say "adding rust-src to $nightly"
+  rustup component add rust-src --toolchain "$nightly"
+fi
+
 # wasm-bindgen-cli must be exactly the wasm-bindgen that Cargo.lock holds.
 want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)

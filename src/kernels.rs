@@ -121,16 +121,16 @@ fn dense(flex: burn_flex::FlexTensor) -> burn_flex::FlexTensor {
     }
 }
 
-/// `f(i, chunk i)` on chunks of `chunk` elements: on rayon's threads natively, in order in wasm
-/// (no threads).
+/// `f(i, chunk i)` on chunks of `chunk` elements: on rayon's threads natively and in the wasm
+/// threads build, in order in the other wasm builds.
 #[cfg(feature = "cpu")]
 fn par_chunks(values: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     {
         use rayon::prelude::*;
         values.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     values.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
 }
 

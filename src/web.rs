@@ -28,6 +28,11 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// `initThreadPool(n)`: starts rayon's n Web Workers (the threads build only; call it once, before
+/// `Plmscope.create`, from a cross-origin isolated page).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }

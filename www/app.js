@@ -9,12 +9,15 @@ import { drawPredictions, drawDelta } from './views/predictions.js';
 import { createGraphView, validateGraph } from './views/graph.js';
 import { createAnalysis } from './views/analysis.js';
 import { createDesign } from './views/design.js';
+import { isolate } from './isolation.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
 const HEATMAP_ROWS = 24;
 
 const params = readUrl();
+// While the page reloads into cross-origin isolation, nothing below starts.
+if (!(await isolate(params))) await new Promise(() => {});
 const view = { features: null, intervention: null, modelReady: false, saeLayers: new Set(), randomWeights: false };
 
 // ---------------------------------------------------------------------------------------------
@@ -23,7 +26,7 @@ const view = { features: null, intervention: null, modelReady: false, saeLayers:
 const engine = createEngine({
   initiate: (d) => setStatus(d.note ?? 'Starting the model…'),
   backend: (d) => {
-    $('backend').textContent = d.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
+    $('backend').textContent = d.backend === 'webgpu' ? 'WebGPU' : `CPU (WebAssembly${d.threads > 1 ? `, ${d.threads} threads` : ''})`;
     $('backend').className = `badge ${d.backend}`;
   },
   progress: (d) => {
@@ -120,7 +123,7 @@ const hubSource = () => ({ kind: 'hub', hub: params.get('hub') ?? undefined });
 function loadModel(source) {
   view.modelReady = false;
   $('run').disabled = true;
-  engine.post({ type: 'load-model', source, backend: params.get('backend') });
+  engine.post({ type: 'load-model', source, backend: params.get('backend'), threads: Number(params.get('threads')) || undefined });
 }
 
 function loadSae(layer, source) {

@@ -13,6 +13,8 @@ const DEMO_D_SAE = 10240;
 
 let engine = null;
 let backend = null;
+// Threads for the CPU build (`?threads=N`; all cores by default), kept for a move to the CPU build.
+let threadsWanted = navigator.hardwareConcurrency;
 // What was loaded, kept so that the CPU build can take over if the GPU device is lost.
 let modelLoad = null;
 const saeLoads = new Map();
@@ -27,18 +29,38 @@ async function start(wanted) {
   // Load only the wasm that will run: the WebGPU build when an adapter exists, else the CPU one.
   const adapter = wanted !== 'cpu' && navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
   for (const kind of adapter ? ['webgpu', 'cpu'] : ['cpu']) {
-    const wasm = await import(`./pkg/${kind === 'webgpu' ? 'gpu' : 'cpu'}/plmscope.js`);
-    await wasm.default();
+    const { wasm, threads: running } = kind === 'webgpu' ? { wasm: await build('gpu'), threads: 1 } : await cpuBuild(threadsWanted);
     try {
       engine = await wasm.Plmscope.create(kind);
       backend = kind;
-      postMessage({ status: 'backend', backend });
+      postMessage({ status: 'backend', backend, threads: running });
       return;
     } catch (e) {
       postMessage({ status: 'initiate', note: `${kind} unavailable (${e.message}); trying the CPU build` });
     }
   }
   throw new Error('no backend could start');
+}
+
+async function build(name) {
+  const wasm = await import(`./pkg/${name}/plmscope.js`);
+  await wasm.default();
+  return wasm;
+}
+
+/** The CPU build with `threads` threads when the page is cross-origin isolated (the threads share
+ * the wasm memory, a SharedArrayBuffer), else the one-thread build. */
+async function cpuBuild(threads) {
+  if (self.crossOriginIsolated && threads > 1) {
+    try {
+      const wasm = await build('cpu-threads');
+      await wasm.initThreadPool(threads);
+      return { wasm, threads };
+    } catch (e) {
+      postMessage({ status: 'initiate', note: `the threads build did not start (${e.message}); using one thread` });
+    }
+  }
+  return { wasm: await build('cpu'), threads: 1 };
 }
 
 const progress = (file) => (loaded, total, fromCache) =>
@@ -143,8 +165,9 @@ async function ensureSae(layer) {
 const yieldToMessages = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 const handlers = {
-  async 'load-model'({ source, backend: wanted }) {
+  async 'load-model'({ source, backend: wanted, threads }) {
     postMessage({ status: 'initiate' });
+    threadsWanted = threads ?? threadsWanted;
     if (!engine) await start(wanted);
     const m = await modelBytes(source);
     const info = installModel(m);

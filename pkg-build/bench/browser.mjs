@@ -1,9 +1,9 @@
 // Runs pkg-build/bench/page.html in headless Chromium for each browser engine and prints one JSON
-// line per case and shape (median ms): plmscope's CPU build (1 thread: the page is not
-// cross-origin isolated on GitHub Pages), onnxruntime-web with 1 thread without isolation and with
-// 2 threads behind COOP/COEP, and plmscope's WebGPU build on Chromium's software adapter (for the
-// record only: it says nothing about a real GPU, and on the software adapter takes many minutes),
-// and the CPU build's peak memory for one protein's features at every layer.
+// line per case and shape (median ms): plmscope's CPU build and onnxruntime-web with 1 thread
+// without isolation, both with 2 threads behind COOP/COEP (plmscope's cpu-threads build), the CPU
+// build's peak memory for one protein's features at every layer, and with --webgpu plmscope's
+// WebGPU build on Chromium's software adapter (for the record only: it says nothing about a real
+// GPU, and on the software adapter takes many minutes).
 //   node browser.mjs ONNX_DIR [--webgpu]
 // BENCH_SHAPES=1x100,1x300 and BENCH_ENGINES=plmscope-wasm,onnxruntime-web narrow a run.
 import http from 'node:http';
@@ -44,6 +44,7 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
 const runs = [
   { engine: 'plmscope-wasm', threads: 1, isolated: false, build: 'cpu', backend: 'cpu', cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
   { engine: 'onnxruntime-web', threads: 1, isolated: false, cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
+  { engine: 'plmscope-wasm', threads: 2, isolated: true, build: 'cpu-threads', backend: 'cpu', cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
   { engine: 'onnxruntime-web', threads: 2, isolated: true, cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
   { engine: 'plmscope-wasm', threads: 1, isolated: false, build: 'cpu', backend: 'cpu', memory: true, residues: 1000 },
 ];

@@ -19,11 +19,12 @@ for r in runs:
         engines.append(key)
 
 NATIVE = [("plmscope", "1"), ("plmscope", "2"), ("onnxruntime", "1"), ("onnxruntime", "2"), ("torch", "1"), ("torch", "2")]
-BROWSER = [("plmscope-wasm", "1"), ("onnxruntime-web", "1"), ("onnxruntime-web", "2"), ("plmscope-webgpu-swiftshader", "1")]
+BROWSER = [("plmscope-wasm", "1"), ("onnxruntime-web", "1"), ("plmscope-wasm", "2"), ("onnxruntime-web", "2"), ("plmscope-webgpu-swiftshader", "1")]
 RATIOS = [
     ("plmscope ÷ onnxruntime, 2 threads", ("plmscope", "2"), ("onnxruntime", "2")),
     ("plmscope ÷ torch, 2 threads", ("plmscope", "2"), ("torch", "2")),
     ("wasm: plmscope ÷ onnxruntime-web, 1 thread", ("plmscope-wasm", "1"), ("onnxruntime-web", "1")),
+    ("wasm: plmscope ÷ onnxruntime-web, 2 threads (cross-origin isolated)", ("plmscope-wasm", "2"), ("onnxruntime-web", "2")),
 ]
 
 

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, cpSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir, homedir } from 'node:os';
+import os, { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -71,14 +71,18 @@ before(async () => {
 });
 after(() => { server.kill(); rmSync(work, { recursive: true, force: true }); });
 
+/** The page at `query`, after it has made itself cross-origin isolated (sw.js and one reload) or
+ * decided to stay as it is. The WebGPU tests block service workers: request routing (the
+ * lost-device hook) does not see requests that a service worker answers. */
 async function open(query, webgpu) {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: webgpu ? [...FLAGS, '--enable-unsafe-webgpu'] : FLAGS });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1400 }, serviceWorkers: webgpu ? 'block' : 'allow' });
   if (webgpu) await canLoseDevice(context);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${base}${query}`);
+  await page.waitForSelector('html[data-isolation]', { state: 'attached' });
   return { browser, page, errors };
 }
 
@@ -123,7 +127,9 @@ test('paste → heatmap → ablate: the page\'s numbers are the CLI\'s; bad inpu
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {
     await waitText(page, 'status', /Model ready/);
-    assert.equal(await page.textContent('#backend'), 'CPU (WebAssembly)');
+    // sw.js made the page cross-origin isolated, so the CPU build runs on every core.
+    assert.equal(await page.getAttribute('html', 'data-isolation'), 'isolated');
+    assert.equal(await page.textContent('#backend'), `CPU (WebAssembly, ${os.availableParallelism()} threads)`);
     assert.match(await page.textContent('#weights-note'), /RANDOM/);
     await loadRealFormatFiles(page);
     // Random weights in the hub format are not esm2_t6_8M's: the self-check says so.
@@ -207,6 +213,7 @@ test('hub loading: streamed progress, the Cache API on the second visit, the sel
     for (const visit of [1, 2]) {
       const page = await context.newPage();
       await page.goto(url);
+      await page.waitForSelector('html[data-isolation]', { state: 'attached' });
       await waitText(page, 'sae-status', /SAE at layer 3: layer_3\/ae_normalized\.pt \(interplm, 256 features\)/);
       const log = await page.evaluate(() => window.statusLog);
       const lines = log.filter((l) => l.includes('model.safetensors: '));
