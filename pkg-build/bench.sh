@@ -39,7 +39,7 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo
   echo "## The page (CPU build): Run → heatmap, circuits"
   echo
-  echo "Headless Chromium, the CPU (WebAssembly) build, random esm2_t6_8M weights and the demo's random"
+  echo "Headless Chromium, the CPU (WebAssembly) build as the page picks it (sw.js isolates the page, so the cpu-threads package on 2 threads), random esm2_t6_8M weights and the demo's random"
   echo "10,240-feature SAE, weights already in memory (a second visit reads them from the Cache API)."
   echo
   node pkg-build/bench-page.mjs
@@ -66,11 +66,11 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo
   echo "| package | wasm (release, wasm-opt -O) | gzip -9 |"
   echo "|---|---|---|"
-  for p in gpu cpu; do
+  for p in gpu cpu cpu-threads; do
     f="www/pkg/$p/plmscope_bg.wasm"
     [ -f "$f" ] && echo "| www/pkg/$p | $(du -b "$f" | awk '{printf "%.2f MB", $1/1e6}') | $(gzip -9c "$f" | wc -c | awk '{printf "%.2f MB", $1/1e6}') |"
   done
   echo
-  echo "A browser without WebGPU downloads only the CPU package."
+  echo "A browser without WebGPU downloads only one CPU package: cpu-threads when the page is cross-origin isolated, else cpu."
 } > BENCHMARKS.md
 cat BENCHMARKS.md
