@@ -22,8 +22,9 @@ build cpu cpu
 # (sw.js makes it so). Threads share the wasm memory, which needs std rebuilt with atomics: a
 # nightly toolchain's `-Z build-std` (setup.sh installs it). Every crate then builds with other
 # flags, so it has a target directory of its own.
-# The module imports one shared memory (up to 4 GiB) and exports what wasm-bindgen needs to set up
-# each thread's TLS; those link arguments go to the last crate only (`cargo rustc`).
+# The module imports one shared memory and exports what wasm-bindgen needs to set up each thread's
+# TLS: those link arguments go to the last crate only (`cargo rustc`). The 4 GiB limit stays in
+# RUSTFLAGS, where every dependency was built with it: moving it would rebuild them all.
 threads_target="${CARGO_TARGET_DIR}-threads"
 RUSTUP_TOOLCHAIN="${PLMSCOPE_NIGHTLY:-nightly}" CARGO_TARGET_DIR="$threads_target" \
   RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296" \
