@@ -11,10 +11,28 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
 export PATH="$PWD/pkg-build/node_modules/.bin:$PATH"
 
+# wasm-opt -O in place. It takes minutes on the larger packages (6 on gpu), and its output depends
+# only on its input and its version, so results are kept by the hash of both (like cargo's target
+# directory, outside the repo): a rebuild of unchanged Rust costs a copy.
+opt_cache="${PLMSCOPE_WASM_OPT_CACHE:-$HOME/.cache/plmscope-wasm-opt}"
+opt() { # file
+  mkdir -p "$opt_cache"
+  local key
+  key=$( { wasm-opt --version; cat "$1"; } | sha256sum | cut -c1-40)
+  if [ ! -f "$opt_cache/$key.wasm" ]; then
+    wasm-opt -O "$1" -o "$opt_cache/$key.tmp"
+    mv "$opt_cache/$key.tmp" "$opt_cache/$key.wasm"
+  fi
+  cp "$opt_cache/$key.wasm" "$1"
+  # Only the newest results are worth keeping: every Rust change makes new ones.
+  ls -t "$opt_cache"/*.wasm | tail -n +13 | xargs -r rm -f
+}
+
 build() { # name, cargo features
-  wasm-pack build --release --target web --no-pack --out-dir "www/pkg/$1" --out-name plmscope . \
+  wasm-pack build --release --no-opt --target web --no-pack --out-dir "www/pkg/$1" --out-name plmscope . \
     -- --no-default-features --features "$2"
   rm -f "www/pkg/$1/.gitignore"
+  opt "www/pkg/$1/plmscope_bg.wasm"
 }
 build gpu cpu,webgpu
 build cpu cpu
@@ -33,7 +51,7 @@ RUSTUP_TOOLCHAIN="${PLMSCOPE_NIGHTLY:-nightly}" CARGO_TARGET_DIR="$threads_targe
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
 wasm-bindgen --target web --out-dir www/pkg/cpu-threads --out-name plmscope "$threads_target/wasm32-unknown-unknown/release/plmscope.wasm"
-wasm-opt -O www/pkg/cpu-threads/plmscope_bg.wasm -o www/pkg/cpu-threads/plmscope_bg.wasm
+opt www/pkg/cpu-threads/plmscope_bg.wasm
 # The page's own modules and its npm dependencies (Cytoscape) in one file: nothing from a CDN.
 NODE_PATH=pkg-build/node_modules esbuild www/app.js --bundle --format=esm --minify --sourcemap --outfile=www/dist/app.js
 for b in gpu cpu cpu-threads; do
