@@ -1,15 +1,189 @@
-//! CPU fast paths for what costs most after the dense layers: attention and the exact GELU.
+//! CPU fast paths for the dense layers, attention and the exact GELU.
 //! Flex, burn's CPU backend, computes softmax and GELU with one scalar libm `exp` / `erf` per
 //! element (in wasm a software libm), and attention as separate ops around a `[heads, seq, seq]`
 //! score tensor with the heads transposed to and fro (BENCHMARKS.md, "Where the time goes").
 //! Here exp and erf are branch-free polynomials the compiler vectorizes (AVX-512 or AVX2 chosen
 //! at run time natively, simd128 in wasm), attention runs four query rows at a time with the
-//! rotary embedding, bias, softmax and value sum fused (the scores never leave L1), and natively the
-//! work is split over rayon's threads. Tensors on another backend (WebGPU) or under autodiff take
-//! burn's own ops, so the GPU and training paths are unchanged.
+//! rotary embedding, bias, softmax and value sum fused (the scores never leave L1), and the dense
+//! layers split their rows over rayon's threads once per layer, with the bias, the residual add
+//! or the GELU done on each block of rows while it is in cache. Tensors on another backend
+//! (WebGPU) or under autodiff take burn's own ops, so the GPU and training paths are unchanged.
 
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation;
+
+/// What a dense layer does to its output before returning it.
+pub enum Then<const D: usize> {
+    Nothing,
+    Gelu,
+    /// Adds this residual, of the output's shape.
+    Add(Tensor<D>),
+}
+
+/// `then(x·W + b)` for a burn `Linear` (`W: [d_in, d_out]`). Shapes: `[.., d_in]` → `[.., d_out]`.
+pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, then: Then<D>) -> Tensor<D> {
+    #[cfg(feature = "cpu")]
+    if let Some([out]) = linears([layer], &x, [&then]) {
+        return out;
+    }
+    let y = layer.forward(x);
+    match then {
+        Then::Nothing => y,
+        Then::Gelu => gelu(y),
+        Then::Add(residual) => residual + y,
+    }
+}
+
+/// `N` dense layers on the same input in one pass over its rows (attention's query, key and
+/// value): see [`linear`]. Shapes: `[.., d_in]` → `N × [.., d_out]`.
+pub fn linear_n<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<D>) -> [Tensor<D>; N] {
+    #[cfg(feature = "cpu")]
+    if let Some(out) = linears(layers, &x, [&Then::Nothing; N]) {
+        return out;
+    }
+    layers.map(|layer| layer.forward(x.clone()))
+}
+
+/// The CPU path of [`linear`] and [`linear_n`]; `None` unless every tensor is an f32 Flex tensor.
+/// The output is split into [`Tiles`], each a whole GEMM of its own that adds to the bias (and the
+/// residual) written into it first: one fork and join per layer, where Flex's matmul forks inside
+/// the GEMM at every depth block and adds the bias in a pass of its own.
+#[cfg(feature = "cpu")]
+fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: &Tensor<D>, then: [&Then<D>; N]) -> Option<[Tensor<D>; N]> {
+    let x = row_major(flex_f32(x)?);
+    let shape = x.layout().shape().clone();
+    let d_in = shape[D - 1];
+    let rows = shape.num_elements() / d_in.max(1);
+    struct Layer {
+        weight: burn_flex::FlexTensor, // [d_in, d_out]
+        bias: Option<burn_flex::FlexTensor>,
+        residual: Option<burn_flex::FlexTensor>,
+        gelu: bool,
+    }
+    let mut work = Vec::with_capacity(N);
+    for (layer, then) in layers.iter().zip(then) {
+        let weight = row_major(flex_f32(&layer.weight.val())?);
+        let d_out = weight.layout().shape()[1];
+        if weight.layout().shape()[0] != d_in {
+            return None; // burn's op reports the mismatch
+        }
+        let bias = match &layer.bias {
+            Some(bias) => Some(row_major(flex_f32(&bias.val())?)),
+            None => None,
+        };
+        let residual = match then {
+            Then::Add(residual) => Some(row_major(flex_f32(residual)?)),
+            _ => None,
+        };
+        if residual.as_ref().is_some_and(|r| r.layout().num_elements() != rows * d_out) {
+            return None;
+        }
+        work.push(Layer { weight, bias, residual, gelu: matches!(then, Then::Gelu) });
+    }
+    // N × [rows, d_out], zeros where no residual is copied in
+    let mut outs: Vec<Vec<f32>> = work.iter().map(|w| vec![0.0; rows * w.weight.layout().shape()[1]]).collect();
+    let input = x.as_slice::<f32>()?;
+    let d_out = work.iter().map(|w| w.weight.layout().shape()[1]).max().unwrap_or(0);
+    let tiles = Tiles::new(rows, d_out, threads());
+    let targets: Vec<SharedRows> = outs.iter_mut().map(|out| SharedRows(out.as_mut_ptr())).collect();
+    par_for(tiles.count(), |tile| {
+        for (w, out) in work.iter().zip(&targets) {
+            let d_out = w.weight.layout().shape()[1];
+            let ([r0, r1], [c0, c1]) = tiles.get(tile, d_out);
+            if r0 == r1 || c0 == c1 {
+                continue;
+            }
+            // SAFETY: tiles are disjoint, and `out` (`[rows, d_out]`) outlives `par_for`.
+            let out_rows = unsafe { std::slice::from_raw_parts_mut(out.0.add(r0 * d_out), (r1 - r0) * d_out) };
+            let bias = w.bias.as_ref().map(|b| &b.as_slice::<f32>().expect("row-major")[c0..c1]);
+            let residual = w.residual.as_ref().map(|r| &r.as_slice::<f32>().expect("row-major")[r0 * d_out..r1 * d_out]);
+            for (i, row) in out_rows.chunks_exact_mut(d_out).enumerate() {
+                let row = &mut row[c0..c1];
+                if let Some(r) = residual {
+                    row.copy_from_slice(&r[i * d_out..][c0..c1]);
+                }
+                if let Some(b) = bias {
+                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                }
+            }
+            let weight = w.weight.as_slice::<f32>().expect("row-major");
+            // SAFETY: the tile of `out` is `[r1 - r0, c1 - c0]` with row stride `d_out`, its input
+            // rows `[r1 - r0, d_in]` and the weight's columns `[d_in, c1 - c0]` with row stride
+            // `d_out`, all in bounds; `out = 1·out + 1·x·W`.
+            unsafe {
+                gemm::gemm(
+                    r1 - r0, c1 - c0, d_in,
+                    out_rows.as_mut_ptr().add(c0), 1, d_out as isize, true,
+                    input[r0 * d_in..].as_ptr(), 1, d_in as isize,
+                    weight[c0..].as_ptr(), 1, d_out as isize,
+                    1.0, 1.0, false, false, false, gemm::Parallelism::None,
+                );
+            }
+            if w.gelu {
+                out_rows.chunks_exact_mut(d_out).for_each(|row| simd::gelu(&mut row[c0..c1]));
+            }
+        }
+    });
+    drop(targets);
+    let mut outs = work.iter().zip(outs);
+    Some(std::array::from_fn(|_| {
+        let (w, out) = outs.next().expect("N layers");
+        let mut dims = shape.clone();
+        dims[D - 1] = w.weight.layout().shape()[1];
+        Tensor::from_primitive::<burn_flex::Flex>(burn_flex::FlexTensor::from_data(TensorData::new(out, dims)))
+    }))
+}
+
+/// How [`linears`] splits a `[rows, cols]` output among threads: a few tiles per thread (so that a
+/// thread that starts late leaves its share to the others), by rows when there are many (each tile
+/// then packs and reads the whole weight once, as one GEMM would) and else by columns (a GEMM of a
+/// few rows packs each weight column once per tile, so tiles of whole rows would multiply that work).
+#[cfg(feature = "cpu")]
+struct Tiles {
+    row_tiles: usize,
+    col_tiles: usize,
+    rows: usize,
+}
+
+#[cfg(feature = "cpu")]
+impl Tiles {
+    /// Rows that make a tile worth its own packing of the weight.
+    const MIN_ROWS: usize = 256;
+    /// Column tiles are whole multiples of this: the widest GEMM register tile (3 vectors of 16
+    /// lanes with AVX-512; 12 in wasm, which it also divides), so that no tile ends in a narrow one.
+    const COLS: usize = 48;
+
+    fn new(rows: usize, cols: usize, threads: usize) -> Self {
+        let wanted = if threads > 1 { 4 * threads } else { 1 };
+        let row_tiles = (rows / Self::MIN_ROWS).clamp(1, wanted);
+        let col_tiles = wanted.div_ceil(row_tiles).min(cols.div_ceil(Self::COLS).max(1));
+        Self { row_tiles, col_tiles, rows }
+    }
+
+    fn count(&self) -> usize {
+        self.row_tiles * self.col_tiles
+    }
+
+    /// Tile `i`'s rows and columns (`[start, end)`) of an output with `cols` columns (at most the
+    /// `cols` it was made for; a narrower output leaves some tiles empty).
+    fn get(&self, i: usize, cols: usize) -> ([usize; 2], [usize; 2]) {
+        let (r, c) = (i / self.col_tiles, i % self.col_tiles);
+        let units = cols.div_ceil(Self::COLS);
+        let col = |k: usize| (units * k / self.col_tiles * Self::COLS).min(cols);
+        let row = |k: usize| self.rows * k / self.row_tiles;
+        ([row(r), row(r + 1)], [col(c), col(c + 1)])
+    }
+}
+
+/// A pointer to an output whose disjoint tiles parallel tasks write.
+#[cfg(feature = "cpu")]
+struct SharedRows(*mut f32);
+// SAFETY: only used by `linears`, whose tasks write disjoint tiles.
+#[cfg(feature = "cpu")]
+unsafe impl Sync for SharedRows {}
+#[cfg(feature = "cpu")]
+unsafe impl Send for SharedRows {}
 
 /// `0.5·x·(1 + erf(x/√2))`, the exact GELU of `transformers`' `"gelu"`. Shapes: any → same.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -132,6 +306,27 @@ fn par_chunks(values: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + 
     }
     #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     values.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+}
+
+/// `f(i)` for `i` in `0..n`, on rayon's threads where [`par_chunks`] uses them.
+#[cfg(feature = "cpu")]
+fn par_for(n: usize, f: impl Fn(usize) + Sync + Send) {
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().for_each(f);
+    }
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+    (0..n).for_each(f);
+}
+
+/// The threads [`par_for`] runs on.
+#[cfg(feature = "cpu")]
+fn threads() -> usize {
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+    return rayon::current_num_threads();
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+    1
 }
 
 /// Each kernel is written once as plain lane-wise Rust ([`portable`]) and compiled again inside a
@@ -385,5 +580,49 @@ mod tests {
         let xt = x.swap_dims(2, 3); // a view: the kernel copies it out first
         let want = activation::gelu(xt.clone());
         gelu(xt).into_data().assert_approx_eq::<f32>(&want.into_data(), burn::tensor::Tolerance::absolute(1e-6));
+    }
+
+    /// Every output element in exactly one tile, for row counts below and above a row tile and
+    /// column counts that are and are not whole multiples of `Tiles::COLS`.
+    #[test]
+    fn tiles_cover_the_output_once() {
+        for threads in [1, 2, 3, 8] {
+            for rows in [1, 7, 255, 256, 302, 1002, 9664] {
+                for cols in [1, 33, 320, 1280, 1000] {
+                    let tiles = Tiles::new(rows, cols, threads);
+                    let mut seen = vec![0u8; rows * cols];
+                    for i in 0..tiles.count() {
+                        let ([r0, r1], [c0, c1]) = tiles.get(i, cols);
+                        (r0..r1).for_each(|r| (c0..c1).for_each(|c| seen[r * cols + c] += 1));
+                    }
+                    assert!(seen.iter().all(|&n| n == 1), "{rows}×{cols} on {threads} threads");
+                }
+            }
+        }
+    }
+
+    /// The fused dense layers against burn's `Linear` and ops, with enough rows for several row
+    /// tiles and widths that leave a partial column tile (the tests run on several threads).
+    #[test]
+    fn dense_layers_equal_burns_ops() {
+        use burn::nn::LinearConfig;
+        use burn::tensor::{Distribution, Tolerance};
+        let device = Device::default();
+        for (batch, seq, d_in, d_out) in [(1, 7, 20, 33), (2, 301, 64, 200), (1, 600, 48, 1000)] {
+            let x = Tensor::<3>::random([batch, seq, d_in], Distribution::Normal(0.0, 1.0), &device);
+            let layer = LinearConfig::new(d_in, d_out).init(&device);
+            let other = LinearConfig::new(d_in, d_out).with_bias(false).init(&device);
+            let residual = Tensor::<3>::random([batch, seq, d_out], Distribution::Normal(0.0, 1.0), &device);
+            let close = |got: Tensor<3>, want: Tensor<3>| got.into_data().assert_approx_eq::<f32>(&want.into_data(), Tolerance::absolute(1e-5));
+            close(linear(&layer, x.clone(), Then::Nothing), layer.forward(x.clone()));
+            close(linear(&layer, x.clone(), Then::Gelu), activation::gelu(layer.forward(x.clone())));
+            close(linear(&layer, x.clone(), Then::Add(residual.clone())), residual + layer.forward(x.clone()));
+            let [a, b] = linear_n([&layer, &other], x.clone());
+            close(a, layer.forward(x.clone()));
+            close(b, other.forward(x.clone()));
+            // A strided input (a view) is copied out first.
+            let xt = Tensor::<3>::random([seq, batch, d_in], Distribution::Normal(0.0, 1.0), &device).swap_dims(0, 1);
+            close(linear(&layer, xt.clone(), Then::Nothing), layer.forward(xt));
+        }
     }
 }

@@ -91,9 +91,7 @@ impl EsmSelfAttention {
     pub fn forward(&self, x: Tensor<3>, key_bias: Tensor<4>, rotary: &Rotary) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let heads = |y: Tensor<3>| y.reshape([b, t, self.n_heads, self.head_dim]); // [b, t, h, hd]
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
+        let [q, k, v] = kernels::linear_n([&self.query, &self.key, &self.value], x).map(heads);
         // q is scaled (before the rotary, which is linear), so the attention itself has scale 1.
         let scale = (self.head_dim as f64).powf(-0.5);
         #[cfg(feature = "cpu")]
@@ -130,7 +128,7 @@ impl EsmAttention {
     /// `x + dense(attention(LN(x)))`. Shapes: `[batch, seq, d_model]` → same.
     pub fn forward(&self, x: Tensor<3>, key_bias: Tensor<4>, rotary: &Rotary) -> Tensor<3> {
         let h = self.self_attn.forward(self.layer_norm.forward(x.clone()), key_bias, rotary);
-        x + self.output.dense.forward(h)
+        kernels::linear(&self.output.dense, h, kernels::Then::Add(x))
     }
 }
 

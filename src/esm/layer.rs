@@ -3,7 +3,7 @@ use burn::prelude::*;
 
 use super::attention::{EsmAttention, Rotary};
 use super::EsmConfig;
-use crate::kernels::gelu;
+use crate::kernels::{linear, Then};
 use crate::weights::{LoadError, Vars};
 
 /// `EsmIntermediate`: `gelu(fc1(x))` with the exact (erf) GELU.
@@ -44,7 +44,7 @@ impl EsmLayer {
     /// - x: `[batch, seq, d_model]`, key_bias: `[batch, 1, 1, seq]` → `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>, key_bias: Tensor<4>, rotary: &Rotary) -> Tensor<3> {
         let x = self.attention.forward(x, key_bias, rotary);
-        let h = gelu(self.intermediate.dense.forward(self.layer_norm.forward(x.clone()))); // [batch, seq, d_ffn]
-        x + self.output.dense.forward(h)
+        let h = linear(&self.intermediate.dense, self.layer_norm.forward(x.clone()), Then::Gelu); // [batch, seq, d_ffn]
+        linear(&self.output.dense, h, Then::Add(x))
     }
 }

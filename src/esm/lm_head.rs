@@ -3,7 +3,7 @@ use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 
 use super::EsmConfig;
-use crate::kernels::gelu;
+use crate::kernels::{linear, Then};
 use crate::weights::{LoadError, Vars};
 
 /// `EsmLMHead`: `LN(gelu(dense(x))) · Eᵀ + bias`, with E the (tied) token embeddings.
@@ -31,7 +31,7 @@ impl EsmLMHead {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` → logits `[batch, seq, vocab]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.layer_norm.forward(gelu(self.dense.forward(x)));
+        let h = self.layer_norm.forward(linear(&self.dense, x, Then::Gelu));
         h.matmul(self.decoder.clone().unsqueeze()) + self.bias.val().unsqueeze()
     }
 }
