@@ -17,7 +17,6 @@ use burn::prelude::*;
 
 use crate::embed::{read_f32, DeviceError};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
-use crate::features::SparseFeatures;
 use crate::intervene::{self, Edit, Op};
 use crate::sae::{Encoded, Sae};
 use crate::weights::{self, random, LoadError, Vars};
@@ -74,26 +73,27 @@ pub struct LayerFeatures {
     pub layer: usize,
     /// Mean number of features firing per residue.
     pub l0: f64,
-    /// The `[residues, d_sae]` f32 matrix the encoder produces.
+    /// The `[residues, d_sae]` f32 matrix of one encoding of every residue at once (the page
+    /// encodes by blocks of `features::ENCODE_ROWS` residues instead).
     pub dense_bytes: usize,
     /// The same as per-residue (feature, value) lists, as kept and sent to the page.
     pub sparse_bytes: usize,
 }
 
 /// What the page does for a protein when its features are viewed at every layer in turn: one
-/// forward pass kept, then per layer the encode, the features read back, and their sparse lists.
+/// forward pass kept, then per layer `features::encode_sparse` (by blocks of residues, read back
+/// to sparse lists).
 pub async fn features_at_every_layer(model: &EsmModel, saes: &[(usize, Sae)], residues: usize) -> Result<Vec<LayerFeatures>, DeviceError> {
     let device = model.embeddings.word_embeddings.weight.device();
     let acts = model.forward(&Batch::new(&tokens(1, residues), &device));
     let mut out = Vec::new();
     for (layer, sae) in saes {
-        let dense = read_f32(crate::features::encode(&acts, sae, *layer).features).await?; // [R, d_sae]
-        let sparse = SparseFeatures::from_dense(&dense, sae.d_sae);
-        let nonzero: usize = sparse.rows.iter().map(Vec::len).sum();
+        let (encoded, _) = crate::features::encode_sparse(sae, crate::features::residues(&acts, *layer)).await?;
+        let nonzero: usize = encoded.features.rows.iter().map(Vec::len).sum();
         out.push(LayerFeatures {
             layer: *layer,
             l0: nonzero as f64 / residues as f64,
-            dense_bytes: dense.len() * 4,
+            dense_bytes: residues * sae.d_sae * 4,
             sparse_bytes: nonzero * std::mem::size_of::<(u32, f32)>() + residues * std::mem::size_of::<Vec<(u32, f32)>>(),
         });
     }

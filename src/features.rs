@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 
+use crate::embed::{read_f32, DeviceError};
 use crate::esm::{Activations, EsmModel};
 use crate::sae::{Encoded, Sae, TokenNorm};
 
@@ -59,12 +60,28 @@ pub struct Reconstruction {
     pub fraction_of_variance_explained: f32,
 }
 
-/// `(x − x̂)` and `(x − x̄)` squared sums, read together: `[2]`.
-pub fn reconstruction_sums(sae: &Sae, x: Tensor<2>, encoded: &Encoded) -> Tensor<1> {
-    let x_hat = sae.decode(encoded.features.clone(), &encoded.norm);
-    let err = (x.clone() - x_hat).powf_scalar(2.0).sum();
-    let var = (x.clone() - x.mean_dim(0)).powf_scalar(2.0).sum();
-    Tensor::cat(vec![err, var], 0)
+/// Rows [`encode_sparse`] encodes at a time: 256 × 10,240 features is 10 MB dense.
+pub const ENCODE_ROWS: usize = 256;
+
+/// The SAE features of `x` (`[n, d_in]`) as sparse lists, and how well they reconstruct it.
+/// Encoded by blocks of [`ENCODE_ROWS`] rows, so that the dense `[n, d_sae]` matrix (39 MB for
+/// 1,000 residues and 10,240 features, twice over while the activation runs) never exists
+/// whole. The blocks equal the rows of one whole encoding: every token norm and activation
+/// (ReLU, JumpReLU, top-k) works row by row.
+pub async fn encode_sparse(sae: &Sae, x: Tensor<2>) -> Result<(SparseEncoded, Reconstruction), DeviceError> {
+    let [n, _] = x.dims();
+    let (mut rows, mut norms, mut err) = (Vec::with_capacity(n), Vec::new(), 0.0);
+    for start in (0..n).step_by(ENCODE_ROWS) {
+        let block = x.clone().slice(s![start..(start + ENCODE_ROWS).min(n), ..]); // [≤ ENCODE_ROWS, d_in]
+        let Encoded { features, norm } = sae.encode(block.clone());
+        let x_hat = sae.decode(features.clone(), &norm);
+        err += read_f32((block - x_hat).powf_scalar(2.0).sum()).await?[0];
+        rows.extend(SparseFeatures::from_dense(&read_f32(features).await?, sae.d_sae).rows);
+        norms.push(norm);
+    }
+    let var = read_f32((x.clone() - x.mean_dim(0)).powf_scalar(2.0).sum()).await?[0];
+    let encoded = SparseEncoded { features: SparseFeatures { d_sae: sae.d_sae, rows }, norm: TokenNorm::cat(norms) };
+    Ok((encoded, Reconstruction::from_sums(&[err, var], n)))
 }
 
 impl Reconstruction {

@@ -18,7 +18,7 @@ use crate::embed::{self, read_f32, ResiduePrediction};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
 use crate::features::{self, Reconstruction, SparseEncoded, SparseFeatures};
 use crate::intervene::{self, Edit};
-use crate::sae::{Encoded, Sae, SaeFormat};
+use crate::sae::{Sae, SaeFormat};
 use crate::train::{harvest::harvest, TrainOptions as SaeTrainOptions, Trainer};
 use crate::weights::sae::{SaeLensOrigin, SaeSource};
 use crate::weights::{self, Vars};
@@ -242,19 +242,14 @@ impl Plmscope {
         let sae = self.sae(layer)?.clone();
         let cached = self.cached.as_mut().ok_or_else(|| js_err("run a sequence first"))?;
         cached.encoded = None; // the last layer's, freed before this one is built
-        let x = features::residues(&cached.acts, layer);
-        let encoded = sae.encode(x.clone());
-        let sums = read_f32(features::reconstruction_sums(&sae, x, &encoded)).await?;
-        let Encoded { features: dense, norm } = encoded;
-        // Read back once and kept sparse: the dense [R, d_sae] matrix is freed here.
-        let raw = SparseFeatures::from_dense(&read_f32(dense).await?, sae.d_sae);
+        let (encoded, reconstruction) = features::encode_sparse(&sae, features::residues(&cached.acts, layer)).await?;
+        let raw = &encoded.features;
         let normalised = match (&sae.rescale, normalized) {
             (Some(factors), true) => Some(raw.divided_by(&read_f32(factors.clone()).await?)),
             _ => None,
         };
-        let shown = normalised.as_ref().unwrap_or(&raw);
+        let shown = normalised.as_ref().unwrap_or(raw);
         let summary = shown.summary();
-        let residues = cached.record.residues.len();
         let out = FeaturesOut {
             header: cached.record.header.clone(),
             sequence: cached.record.sequence(),
@@ -263,11 +258,11 @@ impl Plmscope {
             features: shown,
             top_by_max: top(&summary.max, top_n),
             top_by_mean: top(&summary.mean, top_n),
-            reconstruction: Reconstruction::from_sums(&sums, residues),
+            reconstruction,
             predictions: embed::predictions(&cached.logits, &cached.record.tokens(), 3),
         };
         let out = serde_wasm_bindgen::to_value(&out).map_err(js_err);
-        cached.encoded = Some((layer, SparseEncoded { features: raw, norm }));
+        cached.encoded = Some((layer, encoded));
         out
     }
 

@@ -11,6 +11,45 @@ fn device() -> Device {
     Device::flex()
 }
 
+/// The page's encoding by blocks of residues equals one encoding of them all, for every SAE
+/// format (token norms, ReLU, JumpReLU, top-k) on a sequence of several blocks: the features,
+/// the reconstruction's quality, and an intervention through the blocks' joined token norms.
+#[test]
+fn encoding_by_blocks_equals_one_encoding() {
+    use plmscope::esm::Batch;
+    use plmscope::intervene::{intervene, Edit, Op};
+    let device = device();
+    let residues = 2 * features::ENCODE_ROWS + 37;
+    for case in cases() {
+        let model = model(case.on, &device);
+        let sae = load(&case, &model, &device);
+        let batch = Batch::new(&plmscope::bench::tokens(1, residues), &device);
+        let cache = model.forward(&batch);
+        let x = features::residues(&cache, case.layer);
+        let (blocks, reconstruction) = pollster::block_on(features::encode_sparse(&sae, x.clone())).unwrap();
+        let whole = sae.encode(x.clone());
+        let dense = whole.features.clone().into_data().try_to_vec::<f32>().unwrap();
+        let diff = max_abs_diff(&blocks.features.to_dense(), &dense);
+        assert!(diff <= 1e-5, "{}: features by blocks off by {diff:.2e}", case.key);
+
+        let sum = |t: Tensor<2>| t.powf_scalar(2.0).sum().into_data().try_to_vec::<f32>().unwrap()[0];
+        let err = sum(x.clone() - sae.decode(whole.features.clone(), &whole.norm));
+        let var = sum(x.clone() - x.mean_dim(0));
+        let want = features::Reconstruction::from_sums(&[err, var], residues);
+        assert!((reconstruction.mse - want.mse).abs() <= 1e-4 * want.mse, "{}: mse {} vs {}", case.key, reconstruction.mse, want.mse);
+        let fve = (reconstruction.fraction_of_variance_explained - want.fraction_of_variance_explained).abs();
+        assert!(fve <= 1e-5, "{}: fraction of variance explained off by {fve:.1e}", case.key);
+
+        let firing = dense.iter().position(|&v| v != 0.0).expect("a feature fires") % sae.d_sae;
+        let edits = [Edit { feature: firing, op: Op::Scale(3.0), positions: None }];
+        let logits = |e: Tensor<3>| e.into_data().try_to_vec::<f32>().unwrap();
+        let want = logits(intervene(&model, &sae, case.layer, &cache, &batch, &whole, &edits).unwrap().logits);
+        let got = logits(intervene(&model, &sae, case.layer, &cache, &batch, &blocks, &edits).unwrap().logits);
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-4, "{}: intervention through the blocks' encoding off by {diff:.2e}", case.key);
+    }
+}
+
 #[test]
 fn every_format_matches_the_reference() {
     for case in cases() {

@@ -150,6 +150,13 @@ impl InputNorm {
 }
 
 impl TokenNorm {
+    /// The norms of consecutive row blocks as one: `k × [n_i, 1]` → `[Σ n_i, 1]`.
+    pub fn cat(parts: Vec<TokenNorm>) -> TokenNorm {
+        let (scales, shifts): (Vec<_>, Vec<_>) = parts.into_iter().map(|p| (p.scale, p.shift)).unzip();
+        let cat = |parts: Vec<Option<Tensor<2>>>| parts.into_iter().collect::<Option<Vec<_>>>().filter(|p| !p.is_empty()).map(|p| Tensor::cat(p, 0));
+        TokenNorm { scale: cat(scales), shift: cat(shifts) }
+    }
+
     fn restore(&self, x: Tensor<2>) -> Tensor<2> {
         let x = match &self.scale {
             Some(s) => x * s.clone(),
