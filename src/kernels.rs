@@ -94,14 +94,15 @@ fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: &Tensor<D>, 
             if r0 == r1 || c0 == c1 {
                 continue;
             }
-            // SAFETY: tiles are disjoint, and `out` (`[rows, d_out]`) outlives `par_for`.
-            let out_rows = unsafe { std::slice::from_raw_parts_mut(out.0.add(r0 * d_out), (r1 - r0) * d_out) };
+            // Row `i` of the tile. SAFETY: tiles are disjoint and within `out` (`[rows, d_out]`),
+            // which outlives `par_for`; each slice is dropped before the next is made.
+            let tile_row = |i: usize| unsafe { std::slice::from_raw_parts_mut(out.0.add((r0 + i) * d_out + c0), c1 - c0) };
             let bias = w.bias.as_ref().map(|b| &b.as_slice::<f32>().expect("row-major")[c0..c1]);
-            let residual = w.residual.as_ref().map(|r| &r.as_slice::<f32>().expect("row-major")[r0 * d_out..r1 * d_out]);
-            for (i, row) in out_rows.chunks_exact_mut(d_out).enumerate() {
-                let row = &mut row[c0..c1];
+            let residual = w.residual.as_ref().map(|r| r.as_slice::<f32>().expect("row-major"));
+            for i in 0..r1 - r0 {
+                let row = tile_row(i);
                 if let Some(r) = residual {
-                    row.copy_from_slice(&r[i * d_out..][c0..c1]);
+                    row.copy_from_slice(&r[(r0 + i) * d_out..][c0..c1]);
                 }
                 if let Some(b) = bias {
                     row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
@@ -110,18 +111,18 @@ fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: &Tensor<D>, 
             let weight = w.weight.as_slice::<f32>().expect("row-major");
             // SAFETY: the tile of `out` is `[r1 - r0, c1 - c0]` with row stride `d_out`, its input
             // rows `[r1 - r0, d_in]` and the weight's columns `[d_in, c1 - c0]` with row stride
-            // `d_out`, all in bounds; `out = 1·out + 1·x·W`.
+            // `d_out`, all in bounds, and no other task touches the tile; `out = 1·out + 1·x·W`.
             unsafe {
                 gemm::gemm(
                     r1 - r0, c1 - c0, d_in,
-                    out_rows.as_mut_ptr().add(c0), 1, d_out as isize, true,
+                    out.0.add(r0 * d_out + c0), 1, d_out as isize, true,
                     input[r0 * d_in..].as_ptr(), 1, d_in as isize,
                     weight[c0..].as_ptr(), 1, d_out as isize,
                     1.0, 1.0, false, false, false, gemm::Parallelism::None,
                 );
             }
             if w.gelu {
-                out_rows.chunks_exact_mut(d_out).for_each(|row| simd::gelu(&mut row[c0..c1]));
+                (0..r1 - r0).for_each(|i| simd::gelu(tile_row(i)));
             }
         }
     });
