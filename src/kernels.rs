@@ -5,8 +5,8 @@
 //! Here exp and erf are branch-free polynomials the compiler vectorizes (AVX-512 or AVX2 chosen
 //! at run time natively, simd128 in wasm), attention runs four query rows at a time with the
 //! rotary embedding, bias, softmax and value sum fused (the scores never leave L1), and the dense
-//! layers split their rows over rayon's threads once per layer, with the bias, the residual add
-//! or the GELU done on each block of rows while it is in cache. Tensors on another backend
+//! layers split their output into tiles over rayon's threads once per layer, with the bias, the
+//! residual add or the GELU done on each tile while it is in cache. Tensors on another backend
 //! (WebGPU) or under autodiff take burn's own ops, so the GPU and training paths are unchanged.
 
 use burn::nn::Linear;
