@@ -17,20 +17,31 @@ use burn::tensor::activation;
 pub enum Then<const D: usize> {
     Nothing,
     Gelu,
+    Relu,
     /// Adds this residual, of the output's shape.
     Add(Tensor<D>),
 }
 
 /// `then(x·W + b)` for a burn `Linear` (`W: [d_in, d_out]`). Shapes: `[.., d_in]` → `[.., d_out]`.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, then: Then<D>) -> Tensor<D> {
+    affine(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()), then)
+}
+
+/// `then(x·weight + bias)`: [`linear`] for weights held outside a `Linear` (an SAE's encoder).
+///
+/// # Shapes
+/// - x: `[.., d_in]`; weight: `[d_in, d_out]`; bias: `[d_out]`
+/// - output: `[.., d_out]`
+pub fn affine<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Option<Tensor<1>>, then: Then<D>) -> Tensor<D> {
     #[cfg(feature = "cpu")]
-    if let Some([out]) = linears([layer], &x, [&then]) {
+    if let Some([out]) = linears([(&weight, bias.as_ref())], &x, [&then]) {
         return out;
     }
-    let y = layer.forward(x);
+    let y = burn::tensor::module::linear(x, weight, bias);
     match then {
         Then::Nothing => y,
         Then::Gelu => gelu(y),
+        Then::Relu => activation::relu(y),
         Then::Add(residual) => residual + y,
     }
 }
@@ -39,18 +50,26 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, then: Then<D>) -> Te
 /// value): see [`linear`]. Shapes: `[.., d_in]` → `N × [.., d_out]`.
 pub fn linear_n<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<D>) -> [Tensor<D>; N] {
     #[cfg(feature = "cpu")]
-    if let Some(out) = linears(layers, &x, [&Then::Nothing; N]) {
-        return out;
+    {
+        let weights = layers.map(|layer| (layer.weight.val(), layer.bias.as_ref().map(|b| b.val())));
+        if let Some(out) = linears(std::array::from_fn(|i| (&weights[i].0, weights[i].1.as_ref())), &x, [&Then::Nothing; N]) {
+            return out;
+        }
     }
     layers.map(|layer| layer.forward(x.clone()))
 }
 
-/// The CPU path of [`linear`] and [`linear_n`]; `None` unless every tensor is an f32 Flex tensor.
+/// The CPU path of [`affine`] and [`linear_n`], for `N` (weight `[d_in, d_out]`, bias `[d_out]`)
+/// pairs; `None` unless every tensor is an f32 Flex tensor.
 /// The output is split into [`Tiles`], each a whole GEMM of its own that adds to the bias (and the
 /// residual) written into it first: one fork and join per layer, where Flex's matmul forks inside
 /// the GEMM at every depth block and adds the bias in a pass of its own.
 #[cfg(feature = "cpu")]
-fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: &Tensor<D>, then: [&Then<D>; N]) -> Option<[Tensor<D>; N]> {
+fn linears<const D: usize, const N: usize>(
+    layers: [(&Tensor<2>, Option<&Tensor<1>>); N],
+    x: &Tensor<D>,
+    then: [&Then<D>; N],
+) -> Option<[Tensor<D>; N]> {
     let x = row_major(flex_f32(x)?);
     let shape = x.layout().shape().clone();
     let d_in = shape[D - 1];
@@ -59,17 +78,17 @@ fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: &Tensor<D>, 
         weight: burn_flex::FlexTensor, // [d_in, d_out]
         bias: Option<burn_flex::FlexTensor>,
         residual: Option<burn_flex::FlexTensor>,
-        gelu: bool,
+        epilogue: Option<fn(&mut [f32])>,
     }
     let mut work = Vec::with_capacity(N);
-    for (layer, then) in layers.iter().zip(then) {
-        let weight = row_major(flex_f32(&layer.weight.val())?);
+    for ((weight, bias), then) in layers.into_iter().zip(then) {
+        let weight = row_major(flex_f32(weight)?);
         let d_out = weight.layout().shape()[1];
         if weight.layout().shape()[0] != d_in {
             return None; // burn's op reports the mismatch
         }
-        let bias = match &layer.bias {
-            Some(bias) => Some(row_major(flex_f32(&bias.val())?)),
+        let bias = match bias {
+            Some(bias) => Some(row_major(flex_f32(bias)?)),
             None => None,
         };
         let residual = match then {
@@ -79,7 +98,12 @@ fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: &Tensor<D>, 
         if residual.as_ref().is_some_and(|r| r.layout().num_elements() != rows * d_out) {
             return None;
         }
-        work.push(Layer { weight, bias, residual, gelu: matches!(then, Then::Gelu) });
+        let epilogue: Option<fn(&mut [f32])> = match then {
+            Then::Gelu => Some(simd::gelu),
+            Then::Relu => Some(simd::relu),
+            _ => None,
+        };
+        work.push(Layer { weight, bias, residual, epilogue });
     }
     // N × [rows, d_out], zeros where no residual is copied in
     let mut outs: Vec<Vec<f32>> = work.iter().map(|w| vec![0.0; rows * w.weight.layout().shape()[1]]).collect();
@@ -121,8 +145,8 @@ fn linears<const D: usize, const N: usize>(layers: [&Linear; N], x: &Tensor<D>, 
                     1.0, 1.0, false, false, false, gemm::Parallelism::None,
                 );
             }
-            if w.gelu {
-                (0..r1 - r0).for_each(|i| simd::gelu(tile_row(i)));
+            if let Some(epilogue) = w.epilogue {
+                (0..r1 - r0).for_each(|i| epilogue(tile_row(i)));
             }
         }
     });
@@ -360,6 +384,7 @@ pub mod simd {
     }
 
     dispatch!(gelu(values: &mut [f32]));
+    dispatch!(relu(values: &mut [f32]));
     dispatch!(attention_head(inputs: &super::Head, shape: super::Shape, head: usize, scale: f32, out: &mut [f32]));
 }
 
@@ -415,6 +440,12 @@ pub mod portable {
     #[inline(always)]
     pub fn gelu(values: &mut [f32]) {
         values.iter_mut().for_each(|v| *v = gelu_one(*v));
+    }
+
+    /// Negatives to 0, NaN kept (as burn's and torch's ReLU).
+    #[inline(always)]
+    pub fn relu(values: &mut [f32]) {
+        values.iter_mut().for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v });
     }
 
     /// Rotary embedding of one head vector, `(x·cos + rotate_half(x)·sin)·scale`, with
@@ -617,6 +648,7 @@ mod tests {
             let close = |got: Tensor<3>, want: Tensor<3>| got.into_data().assert_approx_eq::<f32>(&want.into_data(), Tolerance::absolute(1e-5));
             close(linear(&layer, x.clone(), Then::Nothing), layer.forward(x.clone()));
             close(linear(&layer, x.clone(), Then::Gelu), activation::gelu(layer.forward(x.clone())));
+            close(linear(&layer, x.clone(), Then::Relu), activation::relu(layer.forward(x.clone())));
             close(linear(&layer, x.clone(), Then::Add(residual.clone())), residual + layer.forward(x.clone()));
             let [a, b] = linear_n([&layer, &other], x.clone());
             close(a, layer.forward(x.clone()));
