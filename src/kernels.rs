@@ -164,6 +164,7 @@ fn linears<const D: usize, const N: usize>(
 /// thread that starts late leaves its share to the others), by rows when there are many (each tile
 /// then packs and reads the whole weight once, as one GEMM would) and else by columns (a GEMM of a
 /// few rows packs each weight column once per tile, so tiles of whole rows would multiply that work).
+/// The row tiles divide the tiles wanted, so that every thread gets the same number of tiles.
 #[cfg(feature = "cpu")]
 struct Tiles {
     row_tiles: usize,
@@ -176,13 +177,19 @@ impl Tiles {
     /// Rows that make a tile worth its own packing of the weight.
     const MIN_ROWS: usize = 256;
     /// Column tiles are whole multiples of this: the widest GEMM register tile (3 vectors of 16
-    /// lanes with AVX-512; 12 in wasm, which it also divides), so that no tile ends in a narrow one.
+    /// lanes with AVX-512, 3 of 4 in wasm), so that no tile ends in a narrower one. In wasm the
+    /// narrower unit also splits a 320-wide layer into 8 near-equal tiles, where 48 gave 7 (4 + 3
+    /// on 2 threads).
+    #[cfg(not(target_arch = "wasm32"))]
     const COLS: usize = 48;
+    #[cfg(target_arch = "wasm32")]
+    const COLS: usize = 12;
 
     fn new(rows: usize, cols: usize, threads: usize) -> Self {
         let wanted = if threads > 1 { 4 * threads } else { 1 };
-        let row_tiles = (rows / Self::MIN_ROWS).clamp(1, wanted);
-        let col_tiles = wanted.div_ceil(row_tiles).min(cols.div_ceil(Self::COLS).max(1));
+        let most = (rows / Self::MIN_ROWS).clamp(1, wanted);
+        let row_tiles = (1..=most).rev().find(|r| wanted % r == 0).unwrap_or(1);
+        let col_tiles = (wanted / row_tiles).min(cols.div_ceil(Self::COLS).max(1));
         Self { row_tiles, col_tiles, rows }
     }
 
@@ -628,6 +635,8 @@ mod tests {
                         (r0..r1).for_each(|r| (c0..c1).for_each(|c| seen[r * cols + c] += 1));
                     }
                     assert!(seen.iter().all(|&n| n == 1), "{rows}×{cols} on {threads} threads");
+                    let capped = tiles.col_tiles == cols.div_ceil(Tiles::COLS);
+                    assert!(tiles.count() % threads == 0 || capped, "{} tiles of {rows}×{cols} for {threads} threads", tiles.count());
                 }
             }
         }
