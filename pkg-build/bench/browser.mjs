@@ -1,9 +1,12 @@
-// Runs pkg-build/bench/page.html in headless Chromium for each browser engine and prints one JSON
-// line per case and shape (median ms): plmscope's CPU build and onnxruntime-web with 1 thread
-// without isolation, both with 2 threads behind COOP/COEP (plmscope's cpu-threads build), the CPU
+// Runs pkg-build/bench/page.html in headless Chromium and prints one JSON line per engine, case and
+// shape (median ms): plmscope's CPU build beside onnxruntime-web with 1 thread without isolation,
+// plmscope's cpu-threads build beside onnxruntime-web with 2 threads behind COOP/COEP, the CPU
 // build's peak memory for one protein's features at every layer, and with --webgpu plmscope's
 // WebGPU build on Chromium's software adapter (for the record only: it says nothing about a real
 // GPU, and on the software adapter takes many minutes).
+// The engines that are compared share a page and take turns, one run each, in alternating order:
+// this machine's speed drifts by ±15–50 % over seconds, and engines timed one after the other
+// would each see a different spell.
 //   node browser.mjs ONNX_DIR [--webgpu]
 // BENCH_SHAPES=1x100,1x300 and BENCH_ENGINES=plmscope-wasm,onnxruntime-web narrow a run.
 import http from 'node:http';
@@ -41,29 +44,74 @@ function serve(isolated) {
 
 const FLAGS = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'];
-const runs = [
-  { engine: 'plmscope-wasm', threads: 1, isolated: false, build: 'cpu', backend: 'cpu', cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
-  { engine: 'onnxruntime-web', threads: 1, isolated: false, cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
-  { engine: 'plmscope-wasm', threads: 2, isolated: true, build: 'cpu-threads', backend: 'cpu', cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
-  { engine: 'onnxruntime-web', threads: 2, isolated: true, cases: ['forward', 'sae', 'intervene', 'matmul'], shapes: SHAPES },
-  { engine: 'plmscope-wasm', threads: 1, isolated: false, build: 'cpu', backend: 'cpu', memory: true, residues: 1000 },
+const CASES = ['forward', 'sae', 'intervene', 'matmul'];
+// Each group shares a page (and so its isolation); its engines alternate.
+const groups = [
+  { isolated: false, engines: [
+    { engine: 'plmscope-wasm', threads: 1, build: 'cpu', backend: 'cpu' },
+    { engine: 'onnxruntime-web', threads: 1 },
+  ] },
+  { isolated: true, engines: [
+    { engine: 'plmscope-wasm', threads: 2, build: 'cpu-threads', backend: 'cpu' },
+    { engine: 'onnxruntime-web', threads: 2 },
+  ] },
 ];
 if (process.argv.includes('--webgpu')) {
-  runs.push({ engine: 'plmscope-webgpu-swiftshader', threads: 1, isolated: false, build: 'gpu', backend: 'webgpu', cases: ['forward'], shapes: [[1, 100], [1, 300]] });
+  groups.push({ isolated: false, cases: ['forward'], shapes: [[1, 100], [1, 300]], engines: [
+    { engine: 'plmscope-webgpu-swiftshader', threads: 1, build: 'gpu', backend: 'webgpu' },
+  ] });
 }
+/** Timed runs of a case after one warm-up: fewer for the long shapes. */
+const rounds = (c, b, r) => (c === 'matmul' ? 9 : b * r >= 1000 ? 3 : 7);
+// A pause before each run, so that threads still spinning after the other engine's run are asleep.
+const settle = () => new Promise((resolve) => setTimeout(resolve, 25));
+const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const print = (row) => console.log(JSON.stringify({ ...row, ...(row.ms && { ms: Math.round(row.ms * 100) / 100 }) }));
 
-const selected = runs.filter((r) => !ENGINES || ENGINES.includes(r.engine));
 const servers = { false: await serve(false), true: await serve(true) };
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
+async function open(isolated) {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error(`bench page: ${e.message}`));
+  await page.goto(`http://127.0.0.1:${servers[isolated].address().port}/pkg-build/bench/page.html`);
+  await page.waitForFunction(() => window.benchReady, null, { timeout: 60_000 });
+  return page;
+}
 try {
-  for (const run of selected) {
-    const page = await browser.newPage();
-    page.on('pageerror', (e) => console.error(`${run.engine}: ${e.message}`));
-    await page.goto(`http://127.0.0.1:${servers[run.isolated].address().port}/pkg-build/bench/page.html`);
-    await page.waitForFunction(() => window.benchReady, null, { timeout: 60_000 });
-    const { crossOriginIsolated, results } = await page.evaluate((c) => window.bench(c), { ...run, onnx: '/peers' });
-    if (run.threads > 1 && !crossOriginIsolated) throw new Error(`${run.engine}: ${run.threads} threads need a cross-origin isolated page`);
-    for (const r of results) console.log(JSON.stringify({ engine: run.engine, threads: run.threads, ...r, ...(r.ms && { ms: Math.round(r.ms * 100) / 100 }) }));
+  for (const group of groups) {
+    const engines = group.engines.filter((e) => !ENGINES || ENGINES.includes(e.engine));
+    if (!engines.length) continue;
+    const page = await open(group.isolated);
+    for (const e of engines) {
+      const { id, crossOriginIsolated } = await page.evaluate((c) => window.bench.open(c), { ...e, onnx: '/peers' });
+      if (e.threads > 1 && !crossOriginIsolated) throw new Error(`${e.engine}: ${e.threads} threads need a cross-origin isolated page`);
+      e.id = id;
+    }
+    const call = (name, ...args) => page.evaluate(([name, args]) => window.bench[name](...args), [name, args]);
+    for (const c of group.cases ?? CASES) {
+      for (const [b, r] of c === 'matmul' ? [[1024, 1024]] : group.shapes ?? SHAPES) {
+        if (c === 'intervene' && b !== 1) continue;
+        for (const e of engines) {
+          await call('prepare', e.id, c, b, r);
+          await call('run', e.id); // warm-up
+        }
+        const ms = engines.map(() => []);
+        for (let round = 0; round < rounds(c, b, r); round++) {
+          const order = round % 2 ? [...engines.keys()].reverse() : [...engines.keys()];
+          for (const i of order) {
+            await settle();
+            ms[i].push(await call('run', engines[i].id));
+          }
+        }
+        engines.forEach((e, i) => print({ engine: e.engine, threads: e.threads, case: c, shape: c === 'matmul' ? '1024x1024' : `${b}x${r}`, ms: median(ms[i]) }));
+      }
+    }
+    await page.close();
+  }
+  if (!ENGINES || ENGINES.includes('plmscope-wasm')) {
+    const page = await open(false);
+    const row = await page.evaluate((c) => window.bench.memory(c), { build: 'cpu', backend: 'cpu', threads: 1, residues: 1000 });
+    print({ engine: 'plmscope-wasm', threads: 1, ...row });
     await page.close();
   }
 } finally {

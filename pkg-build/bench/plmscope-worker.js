@@ -1,7 +1,11 @@
-// plmscope's cases in a module worker, where the page runs plmscope too (a worker may block while
-// rayon's threads work; the page's main thread may not). page.js posts the config and gets
-// {results} or {error} back.
-import { time, repeatsFor, aminoAcid } from './timing.js';
+// plmscope in a module worker, where the page runs plmscope too (a worker may block while rayon's
+// threads work; the page's main thread may not). page.js sends one request at a time and gets
+// {value} or {error} back:
+//   {op: 'open', build, backend, threads}  loads the random model and the layer-3 SAE
+//   {op: 'prepare', case, b, r}            sets up one case and shape
+//   {op: 'run'}                            → ms of one run of it (results read back)
+//   {op: 'memory', build, backend, residues} → the memory case, on an engine of its own
+import { timed, aminoAcid } from './timing.js';
 
 const SEED = 0x5EEDE5A2n; // src/weights/random.rs SEED: the same model and SAEs as natively
 
@@ -12,20 +16,6 @@ async function engineOf({ build, backend, threads }) {
   const engine = await wasm.Plmscope.create(backend);
   engine.loadRandom(SEED);
   return { engine, memory };
-}
-
-async function cases(config) {
-  const { engine } = await engineOf(config);
-  engine.loadRandomSae(3, 10240, SEED);
-  const out = [];
-  for (const c of config.cases) {
-    for (const [b, r] of c === 'matmul' ? [[1024, 1024]] : config.shapes) {
-      if (c === 'intervene' && b !== 1) continue;
-      engine.benchPrepare(c, b, r);
-      out.push({ case: c, shape: `${b}x${r}`, ms: await time(() => engine.benchRun(), c === 'matmul' ? 9 : repeatsFor(b, r)) });
-    }
-  }
-  return out;
 }
 
 // Peak memory of one protein's features at every layer, each layer's demo SAE loaded, through the
@@ -44,12 +34,23 @@ async function memoryRun(config) {
     const nonzero = out.features.rows.reduce((n, row) => n + row.length, 0);
     layers.push({ layer, l0: nonzero / residues });
   }
-  return [{ case: 'memory', shape: `1x${residues}`, loadedMb, peakMb: mb(), layers }];
+  return { case: 'memory', shape: `1x${residues}`, loadedMb, peakMb: mb(), layers };
 }
 
-self.onmessage = async ({ data: config }) => {
+let engine;
+const ops = {
+  async open(config) {
+    ({ engine } = await engineOf(config));
+    engine.loadRandomSae(3, 10240, SEED);
+  },
+  prepare: ({ case: c, b, r }) => engine.benchPrepare(c, b, r),
+  run: () => timed(() => engine.benchRun()),
+  memory: memoryRun,
+};
+
+self.onmessage = async ({ data }) => {
   try {
-    postMessage({ results: config.memory ? await memoryRun(config) : await cases(config) });
+    postMessage({ value: await ops[data.op](data) });
   } catch (e) {
     postMessage({ error: String(e.stack ?? e) });
   }

@@ -1,18 +1,10 @@
 // Shared by the benchmark page and its plmscope worker: the clock and the suite's inputs.
 
-const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-export const repeatsFor = (b, r) => (b * r >= 1000 ? 3 : 7);
-
-/** Median ms of `repeats` runs after one warm-up run. */
-export async function time(run, repeats) {
+/** Milliseconds one `await run()` takes. */
+export async function timed(run) {
+  const t0 = performance.now();
   await run();
-  const ms = [];
-  for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    await run();
-    ms.push(performance.now() - t0);
-  }
-  return median(ms);
+  return performance.now() - t0;
 }
 
 /** Residue i of sequence b, as peers.py and `bench::tokens` make it: an index into ESM-2's amino
