@@ -1,12 +1,12 @@
-//! CPU fast paths for the dense layers, attention and the exact GELU.
+//! CPU fast paths for the dense layers (and the SAE encoder), attention and the exact GELU.
 //! Flex, burn's CPU backend, computes softmax and GELU with one scalar libm `exp` / `erf` per
 //! element (in wasm a software libm), and attention as separate ops around a `[heads, seq, seq]`
 //! score tensor with the heads transposed to and fro (BENCHMARKS.md, "Where the time goes").
 //! Here exp and erf are branch-free polynomials the compiler vectorizes (AVX-512 or AVX2 chosen
 //! at run time natively, simd128 in wasm), attention runs four query rows at a time with the
 //! rotary embedding, bias, softmax and value sum fused (the scores never leave L1), and the dense
-//! layers split their output into tiles over rayon's threads once per layer, with the bias, the
-//! residual add or the GELU done on each tile while it is in cache. Tensors on another backend
+//! layers and the SAE encoder split their output into tiles over rayon's threads once per layer,
+//! with the bias, the residual add, the GELU or the ReLU done on each tile while it is in cache. Tensors on another backend
 //! (WebGPU) or under autodiff take burn's own ops, so the GPU and training paths are unchanged.
 
 use burn::nn::Linear;
