@@ -6,8 +6,9 @@
 //! at run time natively, simd128 in wasm), attention runs four query rows at a time with the
 //! rotary embedding, bias, softmax and value sum fused (the scores never leave L1), and the dense
 //! layers and the SAE encoder split their output into tiles over rayon's threads once per layer,
-//! with the bias, the residual add, the GELU or the ReLU done on each tile while it is in cache. Tensors on another backend
-//! (WebGPU) or under autodiff take burn's own ops, so the GPU and training paths are unchanged.
+//! with the bias, the residual add, the GELU or the ReLU done on each tile while it is in cache.
+//! Tensors on another backend (WebGPU) or under autodiff take burn's own ops, so the GPU and
+//! training paths are unchanged.
 
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -52,7 +53,7 @@ pub fn linear_n<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<
     #[cfg(feature = "cpu")]
     {
         let weights = layers.map(|layer| (layer.weight.val(), layer.bias.as_ref().map(|b| b.val())));
-        if let Some(out) = linears(std::array::from_fn(|i| (&weights[i].0, weights[i].1.as_ref())), &x, [&Then::Nothing; N]) {
+        if let Some(out) = linears(weights.each_ref().map(|(w, b)| (w, b.as_ref())), &x, [&Then::Nothing; N]) {
             return out;
         }
     }

@@ -50,6 +50,31 @@ fn encoding_by_blocks_equals_one_encoding() {
     }
 }
 
+/// `encode_columns` (the circuits' and concepts' path, which reads only some columns of `W_enc`)
+/// equals those columns of `encode`, for every SAE format and activation.
+#[test]
+fn encoding_some_columns_equals_those_of_the_whole_encoding() {
+    use plmscope::esm::Batch;
+    let device = device();
+    for case in cases() {
+        let model = model(case.on, &device);
+        let sae = load(&case, &model, &device);
+        let cache = model.forward(&Batch::new(&plmscope::bench::tokens(1, 40), &device));
+        let x = features::residues(&cache, case.layer);
+        let whole = sae.encode(x.clone()).features;
+        // Three features that fire somewhere, and the last column, out of order.
+        let dense = whole.clone().into_data().try_to_vec::<f32>().unwrap();
+        let mut columns: Vec<usize> = (0..sae.d_sae).filter(|&c| dense.iter().skip(c).step_by(sae.d_sae).any(|&v| v != 0.0)).take(3).collect();
+        assert_eq!(columns.len(), 3, "{}: fewer than 3 features fire", case.key);
+        columns.insert(0, sae.d_sae - 1);
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(columns.iter().map(|&c| c as i64).collect::<Vec<_>>(), [columns.len()]), &device);
+        let got = sae.encode_columns(x, ids.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let want = whole.select(1, ids).into_data().try_to_vec::<f32>().unwrap();
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-5, "{}: columns {columns:?} off by {diff:.2e}", case.key);
+    }
+}
+
 #[test]
 fn every_format_matches_the_reference() {
     for case in cases() {

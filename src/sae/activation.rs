@@ -1,6 +1,8 @@
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::kernels::{self, Then};
+
 /// The nonlinearity of an SAE architecture.
 #[derive(Debug, Clone)]
 pub enum Activation {
@@ -14,6 +16,18 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The features of `x·w + b` (the encoder), with ReLU applied on the matmul's output tiles
+    /// while they are in cache ([`kernels::affine`]); the others after it.
+    ///
+    /// # Shapes
+    /// - x: `[n, d_in]`; w: `[d_in, d_sae]`; b: `[d_sae]` → `[n, d_sae]`
+    pub fn after_affine(&self, x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
+        match self {
+            Activation::Relu => kernels::affine(x, w, Some(b), Then::Relu),
+            _ => self.apply(kernels::affine(x, w, Some(b), Then::Nothing)),
+        }
+    }
+
     /// `[n, d_sae]` pre-activations → features.
     pub fn apply(&self, pre: Tensor<2>) -> Tensor<2> {
         match self {

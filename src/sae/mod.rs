@@ -9,8 +9,6 @@ pub use activation::Activation;
 
 use burn::prelude::*;
 
-use crate::kernels::{self, Then};
-
 /// How each token is normalised before encoding, and restored after decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputNorm {
@@ -76,12 +74,7 @@ impl Sae {
     pub fn encode(&self, x: Tensor<2>) -> Encoded {
         let (xn, norm) = self.norm.normalise(x);
         let centred = if self.apply_b_dec_to_input { xn - self.b_dec.clone().unsqueeze() } else { xn };
-        let w = self.w_enc.clone();
-        let features = match self.activation {
-            // the ReLU fused into the matmul's tiles, while they are in cache
-            Activation::Relu => kernels::affine(centred, w, Some(self.b_enc.clone()), Then::Relu), // [n, d_sae]
-            _ => self.activation.apply(kernels::affine(centred, w, Some(self.b_enc.clone()), Then::Nothing)),
-        };
+        let features = self.activation.after_affine(centred, self.w_enc.clone(), self.b_enc.clone()); // [n, d_sae]
         Encoded { features, norm }
     }
 
@@ -100,7 +93,7 @@ impl Sae {
         let (xn, _) = self.norm.normalise(x);
         let centred = if self.apply_b_dec_to_input { xn - self.b_dec.clone().unsqueeze() } else { xn };
         let w = self.w_enc.clone().select(1, columns.clone()); // [d_in, k]
-        activation.apply(kernels::affine(centred, w, Some(self.b_enc.clone().select(0, columns)), Then::Nothing))
+        activation.after_affine(centred, w, self.b_enc.clone().select(0, columns))
     }
 
     /// `x̂` from (possibly edited) features. `[n, d_sae]` → `[n, d_in]`.
