@@ -2,8 +2,8 @@
 //   {status: 'initiate' | 'progress' | 'ready' | 'sae-ready' | 'backend' | 'result' | 'error', ...}
 // progress: {file, loaded, total, fromCache} while weights arrive, `loaded` never decreasing for one
 // file; {task, loaded, total} while a long task runs: task 'circuit' (steps done of all),
-// 'generate' (samples), 'harvest' (sequences read for SAE training), 'train' (steps, with the
-// new steps' `metrics`).
+// 'generate' (samples), 'harvest' (sequences read for SAE training). SAE training steps are
+// requests of their own ('train-steps'), one chunk each, answered with the chunk's metrics.
 // Requests carry an `id`; 'result' and 'error' answer it.
 
 import { HUB, hubModel, hubSae, fetchCached } from './loader.js';
@@ -23,7 +23,6 @@ let lastFeatures = null;
 let labelsLoad = null;
 let probeJson = null;
 let cancelled = false;
-let paused = false;
 
 async function start(wanted) {
   // Load only the wasm that will run: the WebGPU build when an adapter exists, else the CPU one.
@@ -246,21 +245,9 @@ const handlers = {
     // A lost device loses the run's optimizer state too: training starts again on the CPU build.
     return withFallback(() => engine.trainSaeStart(fasta, layer, maxTokens, options, report));
   },
-  // Runs steps until the end or a 'pause'; a later 'train-run' resumes where it stopped.
-  async 'train-run'({ total, chunk }) {
-    paused = false;
-    let done = 0;
-    for (;;) {
-      await yieldToMessages();
-      if (paused) return { paused: true };
-      const metrics = await engine.trainSaeSteps(chunk);
-      if (!metrics.length) return { paused: false };
-      done = metrics.at(-1).step;
-      postMessage({ status: 'progress', task: 'train', loaded: done, total, metrics });
-      if (done >= total) return { paused: false };
-    }
-  },
-  pause() { paused = true; },
+  // `chunk` more steps (fewer at the end, none after it), with their metrics; the page asks for
+  // each chunk, so that a pause lands between two.
+  'train-steps': ({ chunk }) => engine.trainSaeSteps(chunk),
   // The SAE as trained so far: installed for every view (kept as SAELens files, so that the
   // CPU build can take it over), and returned for saving.
   async 'train-install'({ modelName }) {

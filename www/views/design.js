@@ -41,7 +41,7 @@ function randomProteins(n, seed) {
 
 export function createDesign({ engine, currentSteer, openSequence, modelName }) {
   let generated = [];
-  let training = null; // {layer, total, batch, steps: [], metrics: [], ms: time spent stepping}
+  let training = null; // {layer, total, batch, steps: [], metrics: [], ms: time spent stepping, pauseWanted}
   const error = (e) => { $('design-error').textContent = e ? e.message ?? String(e) : ''; };
   const num = (id) => Number($(id).value);
 
@@ -133,29 +133,45 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
     }
   }
 
-  // Installing reads the trainer, so it waits for a pause or the end.
+  // The page asks for one chunk of steps at a time: a pause lands after the chunk in flight, and
+  // the worker never runs ahead of the curves. Installing reads the trainer, so it waits for a
+  // pause or the end.
   async function runSteps() {
+    training.pauseWanted = false;
+    // A new start while steps run would swap the trainer under this loop.
+    $('train-start').disabled = true;
     $('train-pause').disabled = false;
     $('train-resume').disabled = true;
     $('train-install').disabled = true;
+    const bar = Object.assign($('train-progress'), { hidden: false, max: training.total });
     try {
-      const { result, ms } = await engine.request('train-run', { total: training.total, chunk: 5 });
-      training.ms += ms;
+      let ended = false;
+      while (!ended && !training.pauseWanted) {
+        const { result: metrics, ms } = await engine.request('train-steps', { chunk: 5 });
+        training.ms += ms;
+        for (const m of metrics) { training.steps.push(m.step); training.metrics.push(m); }
+        const done = training.steps.at(-1) ?? 0;
+        ended = !metrics.length || done >= training.total;
+        bar.value = done;
+        $('train-status').textContent = `Step ${done} of ${training.total}`;
+        drawCurves();
+      }
       const done = training.steps.at(-1) ?? 0;
-      if (result.paused) {
+      if (ended) {
+        const seconds = training.ms / 1000;
+        await install(`Trained: ${done} steps in ${seconds.toFixed(1)} s (${Math.round((done * training.batch) / seconds)} tokens/s)`);
+      } else {
         $('train-status').textContent = `Paused at step ${done} of ${training.total}`;
         $('train-resume').disabled = false;
         $('train-install').disabled = false;
-      } else {
-        const seconds = training.ms / 1000;
-        await install(`Trained: ${done} steps in ${seconds.toFixed(1)} s (${Math.round((done * training.batch) / seconds)} tokens/s)`);
       }
     } catch (e) {
       error(e);
       $('train-resume').disabled = false;
     } finally {
+      $('train-start').disabled = false;
       $('train-pause').disabled = true;
-      $('train-progress').hidden = true;
+      bar.hidden = true;
     }
   }
 
@@ -190,7 +206,7 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
       $('train-start').disabled = false;
     }
   });
-  $('train-pause').addEventListener('click', () => engine.post({ type: 'pause' }));
+  $('train-pause').addEventListener('click', () => { training.pauseWanted = true; });
   $('train-resume').addEventListener('click', () => { error(); runSteps(); });
   $('train-install').addEventListener('click', async () => {
     try { await install(`Step ${training?.steps.at(-1) ?? 0}`); } catch (e) { error(e); }
@@ -213,11 +229,6 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
       bar.value = d.loaded;
       if (d.task === 'generate') $('gen-status').textContent = `Sample ${d.loaded} of ${d.total}`;
       if (d.task === 'harvest') $('train-status').textContent = `Reading activations: sequence ${d.loaded} of ${d.total}`;
-      if (d.task === 'train') {
-        for (const m of d.metrics) { training.steps.push(m.step); training.metrics.push(m); }
-        $('train-status').textContent = `Step ${d.loaded} of ${d.total}`;
-        drawCurves();
-      }
     },
   };
 }
