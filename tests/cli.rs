@@ -314,3 +314,44 @@ fn train_sae_writes_a_saelens_folder_the_other_commands_read() {
     let r = plmscope(&["train-sae", "--model", &model, "--fasta", fasta.to_str().unwrap(), "--layer", "2", "--out", "x"]);
     assert!(String::from_utf8_lossy(&r.stderr).contains("240 tokens of width"), "{}", String::from_utf8_lossy(&r.stderr));
 }
+
+/// `plmscope` with `stdin` written to it and closed.
+fn plmscope_fed(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plmscope"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The speed suite's driver (peers.py) runs plmscope through `bench-cases --serve`: one answer per
+/// request, and a bad request named by its number, after the answers already given.
+#[test]
+fn bench_serve_answers_each_request_and_names_a_bad_one() {
+    use plmscope::bench::{flop, Case};
+    let run = plmscope_fed(
+        &["bench-cases", "--serve"],
+        "{\"case\": \"forward\", \"shape\": \"1x10\"}\n{\"run\": true}\n{\"run\": true}\n{\"case\": \"sae\"}\n",
+    );
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("request 4: a case without a shape: {\"case\": \"sae\"}"), "{stderr}");
+    let answers: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!((answers[0]["gflop"].as_f64().unwrap() - flop(Case::Forward, 1, 10) / 1e9).abs() < 1e-12, "{answers:?}");
+    for a in &answers[1..] {
+        assert!(a["ms"].as_f64().unwrap() > 0.0, "{answers:?}");
+    }
+
+    let run = plmscope_fed(&["bench-cases", "--serve"], "{\"run\": true}\n");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("request 1: a run before any case was prepared"), "{stderr}");
+    assert!(run.stdout.is_empty());
+}

@@ -3,7 +3,9 @@ random-weight esm2_t6_8M and 10,240-feature SAE at layer 3 that plmscope builds 
 tests/reference/generate_esm.py's generator, which src/weights/random.rs reproduces).
 
     python3 peers.py export OUT_DIR      # model.onnx, model_sae.onnx, model_intervene.onnx, matmul.onnx
-    python3 peers.py time OUT_DIR        # JSON lines: {"engine", "threads", "case", "shape", "ms"}
+    python3 peers.py time OUT_DIR [PLMSCOPE]
+        # JSON lines: {"engine", "threads", "case", "shape", "ms"}. With the path of plmscope's
+        # CLI, plmscope runs too (`bench-cases --serve`), and the engines take turns run by run.
 
 Cases, as in plmscope (src/bench.rs): `forward` (logits), `sae` (logits and the SAE's features
 of hidden state 3), `intervene` (feature 17 ablated at layer 3 on every residue, then the rest of
@@ -13,6 +15,7 @@ Needs torch, transformers, onnx, onnxruntime; never installed by CI.
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -26,7 +29,8 @@ import generate_esm as g  # noqa: E402
 LAYER = 3
 D_SAE = 10_240
 FEATURE = 17
-SHAPES = [(1, 100), (1, 300), (1, 1000), (32, 300)]
+# BENCH_SHAPES=1x100,1x300 narrows a run, as in browser.mjs.
+SHAPES = [tuple(map(int, s.split("x"))) for s in os.environ.get("BENCH_SHAPES", "1x100,1x300,1x1000,32x300").split(",")]
 CASES = ["forward", "sae", "intervene"]
 
 
@@ -116,56 +120,119 @@ def export(out_dir):
     print(f"ONNX files → {out_dir}", file=sys.stderr)
 
 
-def median_ms(run, repeats):
-    run()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t) * 1e3)
-    return sorted(times)[len(times) // 2]
-
-
 def repeats_for(batch, residues):
     return 3 if batch * residues >= 1000 else 7
 
 
-def emit(engine, threads, case, shape, ms):
-    print(json.dumps({"engine": engine, "threads": threads, "case": case, "shape": f"{shape[0]}x{shape[1]}", "ms": round(ms, 2)}), flush=True)
+def emit(engine, threads, case, shape, ms, **extra):
+    print(json.dumps({"engine": engine, "threads": threads, "case": case, "shape": f"{shape[0]}x{shape[1]}", "ms": round(ms, 2), **extra}), flush=True)
 
 
-def time_all(out_dir):
+def clocked(run):
+    """`run` as a function that runs it once and returns its milliseconds."""
+    def once():
+        t = time.perf_counter()
+        run()
+        return (time.perf_counter() - t) * 1e3
+    return once
+
+
+class Plmscope:
+    """plmscope's CLI as a server (`bench-cases --serve`) on `threads` rayon threads; it times each
+    run itself, so the pipe is outside the clock."""
+
+    def __init__(self, binary, threads, reference):
+        env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+        self.process = subprocess.Popen([binary, "bench-cases", "--serve", "--reference", reference],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.check = self.answer()  # its logits of 1×100 against transformers'
+        self.gflop = None
+
+    def answer(self):
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"plmscope bench-cases --serve ended with exit code {self.process.wait()}")
+        return json.loads(line)
+
+    def ask(self, request):
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self.answer()
+
+    def prepare(self, case, shape):
+        if case == "intervene" and shape[0] != 1:
+            return None  # plmscope's intervention is on one sequence, from its cache
+        self.gflop = self.ask({"case": case, "shape": f"{shape[0]}x{shape[1]}"})["gflop"]
+        return lambda: self.ask({"run": True})["ms"]
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def take_turns(runs, rounds):
+    """Median ms of each of `runs` (name → function returning ms): a warm-up run each, then
+    `rounds` rounds of one run each, the order reversed every other round, with a pause before each
+    run for threads still spinning from the previous engine's run to go to sleep. So every engine
+    sees the same spells of this machine's noise."""
+    names = list(runs)
+    for n in names:
+        runs[n]()
+    times = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names if r % 2 == 0 else reversed(names):
+            time.sleep(0.025)
+            times[n].append(runs[n]())
+    return {n: sorted(t)[len(t) // 2] for n, t in times.items()}
+
+
+def time_all(out_dir, plmscope_binary=None):
     import onnxruntime as ort
 
     model, sae = build()
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        modules = {case: Case(model, sae, case).eval() if case != "intervene" else None for case in CASES}
-        for case in CASES:
-            m = modules[case] or Case(*build(), case).eval()
-            for shape in SHAPES:
-                ids, mask = (torch.from_numpy(a) for a in inputs(*shape))
-                with torch.no_grad():
-                    ms = median_ms(lambda: m(ids, mask), repeats_for(*shape))
-                emit("torch", threads, case, shape, ms)
-        a = torch.randn(1024, 1024)
-        emit("torch", threads, "matmul", (1024, 1024), median_ms(lambda: a @ a, 9))
-
+        modules = {case: Case(model, sae, case).eval() if case != "intervene" else Case(*build(), case).eval() for case in CASES}
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        for case in CASES:
-            path = os.path.join(out_dir, "model.onnx" if case == "forward" else f"model_{case}.onnx")
-            s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-            for shape in SHAPES:
-                ids, mask = inputs(*shape)
-                emit("onnxruntime", threads, case, shape, median_ms(lambda: s.run(None, {"input_ids": ids, "attention_mask": mask}), repeats_for(*shape)))
-        s = ort.InferenceSession(os.path.join(out_dir, "matmul.onnx"), opts, providers=["CPUExecutionProvider"])
-        x = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
-        emit("onnxruntime", threads, "matmul", (1024, 1024), median_ms(lambda: s.run(None, {"a": x}), 9))
+        sessions = {case: ort.InferenceSession(os.path.join(out_dir, "model.onnx" if case == "forward" else f"model_{case}.onnx"), opts,
+                                               providers=["CPUExecutionProvider"]) for case in CASES}
+        sessions["matmul"] = ort.InferenceSession(os.path.join(out_dir, "matmul.onnx"), opts, providers=["CPUExecutionProvider"])
+        plmscope = Plmscope(plmscope_binary, threads, os.path.join(out_dir, "logits_1x100.safetensors")) if plmscope_binary else None
+        if plmscope:
+            print(json.dumps(plmscope.check), flush=True)
+        for case in CASES + ["matmul"]:
+            for shape in [(1024, 1024)] if case == "matmul" else SHAPES:
+                runs = {}
+                if case == "matmul":
+                    a = torch.randn(1024, 1024)
+                    x = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+                    runs["torch"] = clocked(lambda: a @ a)
+                    runs["onnxruntime"] = clocked(lambda: sessions["matmul"].run(None, {"a": x}))
+                else:
+                    ids, mask = inputs(*shape)
+                    t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
+                    m, s = modules[case], sessions[case]
+                    runs["torch"] = clocked(lambda: torch_run(m, t_ids, t_mask))
+                    runs["onnxruntime"] = clocked(lambda: s.run(None, {"input_ids": ids, "attention_mask": mask}))
+                own = plmscope and plmscope.prepare(case, shape)
+                if own:
+                    runs["plmscope"] = own
+                medians = take_turns(runs, 9 if case == "matmul" else repeats_for(*shape))
+                for engine, ms in medians.items():
+                    extra = {"gflop": plmscope.gflop} if engine == "plmscope" else {}
+                    emit(engine, threads, case, shape, ms, **extra)
+        if plmscope:
+            plmscope.close()
+
+
+def torch_run(module, ids, mask):
+    with torch.no_grad():
+        module(ids, mask)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("export", "time"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("export", "time") or len(sys.argv) > (3 if sys.argv[1] == "export" else 4):
         sys.exit(__doc__)
-    (export if sys.argv[1] == "export" else time_all)(sys.argv[2])
+    (export if sys.argv[1] == "export" else time_all)(*sys.argv[2:])

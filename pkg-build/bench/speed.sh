@@ -15,10 +15,9 @@ python3 -c 'import torch, transformers, onnx, onnxruntime' 2>/dev/null \
 [ -f "$onnx/model_sae.onnx" ] || python3 pkg-build/bench/peers.py export "$onnx" >&2
 [ -f www/pkg/cpu/plmscope_bg.wasm ] || pkg-build/build.sh >&2
 results="$(mktemp)"
-for threads in 1 2; do
-  RAYON_NUM_THREADS=$threads "$bin" bench-cases --reference "$onnx/logits_1x100.safetensors" >> "$results"
-done
-python3 pkg-build/bench/peers.py time "$onnx" >> "$results"
+# Natively plmscope (its CLI as a server), torch and onnxruntime take turns run by run, as the
+# browser engines do in browser.mjs.
+python3 pkg-build/bench/peers.py time "$onnx" "$bin" >> "$results"
 "$bin" bench-memory --residues 1000 >> "$results"
 node pkg-build/bench/browser.mjs "$onnx" >> "$results"
 python3 pkg-build/bench/report.py < "$results"

@@ -89,6 +89,11 @@ enum Command {
         /// peers.py's logits of 1×100 (logits_1x100.safetensors): prints the largest difference.
         #[arg(long)]
         reference: Option<PathBuf>,
+        /// Times nothing by itself: answers one request per stdin line, so that peers.py can make
+        /// plmscope and its peers take turns run by run. `{"case": "sae", "shape": "1x300"}`
+        /// prepares (answer `{"gflop": …}`); `{"run": true}` runs it once (answer `{"ms": …}`).
+        #[arg(long)]
+        serve: bool,
     },
     /// Peak memory of one protein's features at every layer with the demo's random 10,240-feature
     /// SAE at each (esm2_t6_8M shape, random weights), as the page computes them; prints one JSON
@@ -511,7 +516,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             eprintln!("→ {}", out.display());
         }
-        Command::BenchCases { cases, shapes, reference } => bench_cases(&cases, &shapes, reference.as_deref(), &device)?,
+        Command::BenchCases { cases, shapes, reference, serve } => bench_cases(&cases, &shapes, reference.as_deref(), serve, &device)?,
         Command::BenchMemory { residues } => bench_memory(residues, &device)?,
         Command::BenchDesign { residues, steps } => bench_design(residues, steps, &device)?,
         Command::BenchCircuit { proteins, residues, top_n } => bench_circuit(proteins, residues, top_n, &device)?,
@@ -656,7 +661,7 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
     Ok(())
 }
 
-fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Option<&Path>, device: &Device) -> Result<(), Error> {
+fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Option<&Path>, serve: bool, device: &Device) -> Result<(), Error> {
     use plmscope::bench::{self, Case};
     let (model, sae) = bench::model_and_sae(device)?;
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
@@ -665,6 +670,9 @@ fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Op
         let got = pollster::block_on(bench::run(&model, &sae, &bench::prepare(&model, &sae, Case::Forward, 1, 100)?))?;
         let worst = got.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         println!("{}", serde_json::json!({ "check": "logits 1x100 against transformers", "max_abs_diff": worst, "n": want.data.len() }));
+    }
+    if serve {
+        return serve_cases(&model, &sae);
     }
     for &case in cases {
         let shapes: Vec<(usize, usize)> = if case == Case::Matmul {
@@ -684,6 +692,32 @@ fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Op
             let name = format!("{case:?}").to_lowercase();
             println!("{}", serde_json::json!({ "engine": "plmscope", "threads": threads, "case": name, "shape": format!("{b}x{r}"), "ms": (ms * 100.0).round() / 100.0, "gflop": bench::flop(case, b, r) / 1e9 }));
         }
+    }
+    Ok(())
+}
+
+/// `bench-cases --serve`: one case prepared at a time, run once per request, timed here (the pipe
+/// is outside the clock).
+fn serve_cases(model: &EsmModel, sae: &Sae) -> Result<(), Error> {
+    use plmscope::bench::{self, Case};
+    let mut prepared = None;
+    for (n, line) in std::io::stdin().lines().enumerate() {
+        let line = line?;
+        let request: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("request {}: {e}: {line}", n + 1))?;
+        let answer = if let Some(case) = request["case"].as_str() {
+            let case: Case = case.parse()?;
+            let (b, r) = parse_shape(request["shape"].as_str().ok_or_else(|| format!("request {}: a case without a shape: {line}", n + 1))?)?;
+            prepared = Some(bench::prepare(model, sae, case, b, r)?);
+            serde_json::json!({ "gflop": bench::flop(case, b, r) / 1e9 })
+        } else if request["run"] == true {
+            let case = prepared.as_ref().ok_or_else(|| format!("request {}: a run before any case was prepared", n + 1))?;
+            let start = std::time::Instant::now();
+            pollster::block_on(bench::run(model, sae, case))?;
+            serde_json::json!({ "ms": start.elapsed().as_secs_f64() * 1e3 })
+        } else {
+            return Err(format!("request {} is neither {{\"case\", \"shape\"}} nor {{\"run\": true}}: {line}", n + 1).into());
+        };
+        println!("{answer}");
     }
     Ok(())
 }
