@@ -71,8 +71,10 @@ try {
   }
 
   // Steered generation from the page's controls: each sample is generated steered and again
-  // unsteered (its twin), so one sample of R rounds runs 2R forwards plus two PLLs; the
-  // difference between 10 rounds and 1 is 18 rounds.
+  // unsteered (its twin), so one sample of R rounds runs 2R forwards plus two PLLs. The PLLs
+  // (100 masked forwards each) dwarf a round and drift by seconds, so a round's cost is the
+  // difference between 21 rounds and 1 (40 rounds) within a pair of runs made one after the other,
+  // the median of 3 pairs.
   const generate = async (rounds) => {
     await page.fill('#gen-rounds', String(rounds));
     // The previous run's status would match at once: clear it, so the wait is for this run's.
@@ -84,10 +86,14 @@ try {
   await page.fill('#gen-steers', '3:clamp:17=8');
   await page.fill('#gen-length', '100');
   await page.fill('#gen-samples', '1');
-  const one = await generate(1);
-  const ten = await generate(10);
-  const perRound = (ten - one) / 18;
-  const fixed = one - 2 * perRound;
+  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const pairs = [];
+  for (let i = 0; i < 3; i++) {
+    const one = await generate(1);
+    pairs.push({ one, perRound: (await generate(21) - one) / 40 });
+  }
+  const perRound = median(pairs.map((p) => p.perRound));
+  const fixed = median(pairs.map((p) => p.one)) - 2 * perRound;
   console.log();
   console.log('| generation, 100 residues, clamp at layer 3 | per round (ms) | rounds / s | PLL + final encode, twice (s) |');
   console.log('|---|---|---|---|');

@@ -603,15 +603,36 @@ fn run(cli: Cli) -> Result<(), Error> {
 /// Median wall time of `f` over `repeats` runs, after one warm-up, in ms.
 fn median_ms(repeats: usize, mut f: impl FnMut()) -> f64 {
     f();
-    let mut t: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
+    median((0..repeats).map(|_| clocked_ms(&mut f)).collect())
+}
+
+/// Medians (ms) of two runs timed in turns, after a warm-up run each, the order reversed every
+/// other round: both see the same spells of a noisy machine, so their ratio means something.
+fn medians_in_turns(repeats: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    a();
+    b();
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for round in 0..repeats {
+        if round % 2 == 0 {
+            ta.push(clocked_ms(&mut a));
+            tb.push(clocked_ms(&mut b));
+        } else {
+            tb.push(clocked_ms(&mut b));
+            ta.push(clocked_ms(&mut a));
+        }
+    }
+    (median(ta), median(tb))
+}
+
+fn clocked_ms(f: &mut impl FnMut()) -> f64 {
+    let start = std::time::Instant::now();
+    f();
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+fn median(mut t: Vec<f64>) -> f64 {
     t.sort_by(f64::total_cmp);
-    t[repeats / 2]
+    t[t.len() / 2]
 }
 
 fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Result<(), Error> {
@@ -637,27 +658,30 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
     let seq: String = (0..residues).map(|i| aa[(i * 7 + i / 3) % 20] as char).collect();
     let tokens = alphabet::parse_fasta(&seq)?[0].tokens();
     let batch = Batch::new(&[tokens], device);
-    let forward = median_ms(repeats, || {
-        host(model.forward(&batch).logits).expect("the CPU backend reads back");
-    });
     let cache = model.forward(&batch);
-    println!("| layer L | encode at L (ms) | intervention at L (ms) | ÷ full forward | blocks after L ÷ all blocks |");
-    println!("|---|---|---|---|---|");
+    println!("| layer L | encode at L (ms) | intervention at L (ms) | full forward, in turns with it (ms) | ÷ full forward | blocks after L ÷ all blocks |");
+    println!("|---|---|---|---|---|---|");
     for layer in 1..config.num_hidden_layers {
         let encode = median_ms(repeats, || {
             host(features::encode(&cache, &sae, layer).features).expect("the CPU backend reads back");
         });
         let encoded = features::encode(&cache, &sae, layer);
         let edits = [Edit { feature: 0, op: intervene::Op::Ablate, positions: None }];
-        let t = median_ms(repeats, || {
-            let after = intervene::intervene(&model, &sae, layer, &cache, &batch, &encoded, &edits).expect("valid edit");
-            host(after.logits).expect("the CPU backend reads back");
-        });
+        let (t, forward) = medians_in_turns(
+            repeats,
+            || {
+                let after = intervene::intervene(&model, &sae, layer, &cache, &batch, &encoded, &edits).expect("valid edit");
+                host(after.logits).expect("the CPU backend reads back");
+            },
+            || {
+                host(model.forward(&batch).logits).expect("the CPU backend reads back");
+            },
+        );
         let share = (config.num_hidden_layers - layer) as f64 / config.num_hidden_layers as f64;
-        println!("| {layer} | {encode:.1} | {t:.1} | {:.2} | {share:.2} |", t / forward);
+        println!("| {layer} | {encode:.1} | {t:.1} | {forward:.1} | {:.2} | {share:.2} |", t / forward);
     }
     println!();
-    println!("Full forward (embeddings, 6 blocks, LM head, logits read back): {forward:.1} ms; 1×{residues} residues, d_sae {d_sae}, median of {repeats}.");
+    println!("Full forward: embeddings, 6 blocks, LM head, logits read back. 1×{residues} residues, d_sae {d_sae}, medians of {repeats}.");
     Ok(())
 }
 
