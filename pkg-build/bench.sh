@@ -27,6 +27,13 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo "is an effective rate. WebGPU is not timed here: Chromium's software adapter says nothing about a GPU"
   echo "(\`node pkg-build/bench/browser.mjs DIR --webgpu\` adds it as a record)."
   echo
+  echo "One bias of taking turns natively, measured and not corrected: onnxruntime's intra-op threads go on"
+  echo "spinning for longer than the 25 ms pause after its run, and slow the engine that runs next. At 1×100 on"
+  echo "2 threads plmscope took 21–23 ms alone and 27–36 ms in turns with onnxruntime; with onnxruntime's"
+  echo "spinning off (session.intra_op.allow_spinning 0), 21.9 ms in turns, with onnxruntime at 22.4. With"
+  echo "pauses of 0.1–1 s its threads go to sleep as well: plmscope then took 25.8–29.0 ms and onnxruntime"
+  echo "29.2–31.2. So the short native shapes on 2 threads lean towards onnxruntime."
+  echo
   cat pkg-build/bench/changes.md
   echo
   pkg-build/bench/speed.sh
