@@ -14,6 +14,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { join, extname, normalize } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { median } from './timing.js';
 
 const require = createRequire(new URL('../package.json', import.meta.url));
 const { chromium } = require('playwright-core');
@@ -65,7 +66,6 @@ if (process.argv.includes('--webgpu')) {
 const rounds = (c, b, r) => (c === 'matmul' ? 9 : b * r >= 1000 ? 3 : 7);
 // A pause before each run, so that threads still spinning after the other engine's run are asleep.
 const settle = () => new Promise((resolve) => setTimeout(resolve, 25));
-const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const print = (row) => console.log(JSON.stringify({ ...row, ...(row.ms && { ms: Math.round(row.ms * 100) / 100 }) }));
 
 const servers = { false: await serve(false), true: await serve(true) };

@@ -146,7 +146,6 @@ class Plmscope:
         self.process = subprocess.Popen([binary, "bench-cases", "--serve", "--reference", reference],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.check = self.answer()  # its logits of 1×100 against transformers'
-        self.gflop = None
 
     def answer(self):
         line = self.process.stdout.readline()
@@ -160,10 +159,11 @@ class Plmscope:
         return self.answer()
 
     def prepare(self, case, shape):
+        """(a function that runs the case once and returns its ms, the case's GFLOP), or None."""
         if case == "intervene" and shape[0] != 1:
             return None  # plmscope's intervention is on one sequence, from its cache
-        self.gflop = self.ask({"case": case, "shape": f"{shape[0]}x{shape[1]}"})["gflop"]
-        return lambda: self.ask({"run": True})["ms"]
+        gflop = self.ask({"case": case, "shape": f"{shape[0]}x{shape[1]}"})["gflop"]
+        return lambda: self.ask({"run": True})["ms"], gflop
 
     def close(self):
         self.process.stdin.close()
@@ -218,11 +218,10 @@ def time_all(out_dir, plmscope_binary=None):
                     runs["onnxruntime"] = clocked(lambda: s.run(None, {"input_ids": ids, "attention_mask": mask}))
                 own = plmscope and plmscope.prepare(case, shape)
                 if own:
-                    runs["plmscope"] = own
+                    runs["plmscope"], gflop = own
                 medians = take_turns(runs, 9 if case == "matmul" else repeats_for(*shape))
                 for engine, ms in medians.items():
-                    extra = {"gflop": plmscope.gflop} if engine == "plmscope" else {}
-                    emit(engine, threads, case, shape, ms, **extra)
+                    emit(engine, threads, case, shape, ms, **({"gflop": gflop} if engine == "plmscope" else {}))
         if plmscope:
             plmscope.close()
 

@@ -1,4 +1,5 @@
-// Shared by the benchmark page and its plmscope worker: the clock and the suite's inputs.
+// Shared by the benchmark page, its plmscope worker and the node drivers (browser.mjs,
+// bench-page.mjs): the clock, the median and the suite's inputs.
 
 /** Milliseconds one `await run()` takes. */
 export async function timed(run) {
@@ -6,6 +7,9 @@ export async function timed(run) {
   await run();
   return performance.now() - t0;
 }
+
+/** The median of `xs` (the upper one of an even count, as peers.py and the CLI take it). */
+export const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** Residue i of sequence b, as peers.py and `bench::tokens` make it: an index into ESM-2's amino
  * acids in token order (tokens 4..23, letters `LAGVSERTIDPKQNFYMHWC`). */
