@@ -6,6 +6,9 @@
 # the size, for browsers without WebGPU) and www/pkg/cpu-threads (the same on several threads,
 # for a cross-origin isolated page). wasm-opt comes from the npm package binaryen (Debian's
 # is too old: its output fails to load).
+# PLMSCOPE_BENCH=1 builds the same three with the `bench` feature (the speed suite's cases,
+# benchPrepare/benchRun) as www/pkg/bench-{gpu,cpu,cpu-threads} for pkg-build/bench/ instead:
+# the page's packages never carry them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
@@ -28,11 +31,14 @@ opt() { # file
   ls -t "$opt_cache"/*.wasm | tail -n +13 | xargs -r rm -f
 }
 
+prefix="" extra=""
+if [ "${PLMSCOPE_BENCH:-}" = 1 ]; then prefix="bench-" extra=",bench"; fi
+
 build() { # name, cargo features
-  wasm-pack build --release --no-opt --target web --no-pack --out-dir "www/pkg/$1" --out-name plmscope . \
-    -- --no-default-features --features "$2"
-  rm -f "www/pkg/$1/.gitignore"
-  opt "www/pkg/$1/plmscope_bg.wasm"
+  wasm-pack build --release --no-opt --target web --no-pack --out-dir "www/pkg/$prefix$1" --out-name plmscope . \
+    -- --no-default-features --features "$2$extra"
+  rm -f "www/pkg/$prefix$1/.gitignore"
+  opt "www/pkg/$prefix$1/plmscope_bg.wasm"
 }
 build gpu cpu,webgpu
 build cpu cpu
@@ -47,11 +53,12 @@ threads_target="${CARGO_TARGET_DIR}-threads"
 RUSTUP_TOOLCHAIN="${PLMSCOPE_NIGHTLY:-nightly}" CARGO_TARGET_DIR="$threads_target" \
   RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296" \
   cargo rustc --release --lib --target wasm32-unknown-unknown -Z build-std=panic_abort,std \
-  --no-default-features --features threads -- -C link-arg=--shared-memory -C link-arg=--import-memory \
+  --no-default-features --features "threads$extra" -- -C link-arg=--shared-memory -C link-arg=--import-memory \
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
-wasm-bindgen --target web --out-dir www/pkg/cpu-threads --out-name plmscope "$threads_target/wasm32-unknown-unknown/release/plmscope.wasm"
-opt www/pkg/cpu-threads/plmscope_bg.wasm
+wasm-bindgen --target web --out-dir "www/pkg/${prefix}cpu-threads" --out-name plmscope "$threads_target/wasm32-unknown-unknown/release/plmscope.wasm"
+opt "www/pkg/${prefix}cpu-threads/plmscope_bg.wasm"
+[ -n "$prefix" ] && exit 0
 # The page's own modules and its npm dependencies (Cytoscape) in one file: nothing from a CDN.
 NODE_PATH=pkg-build/node_modules esbuild www/app.js --bundle --format=esm --minify --sourcemap --outfile=www/dist/app.js
 for b in gpu cpu cpu-threads; do

@@ -34,6 +34,11 @@ pub fn with_ends(residues: impl IntoIterator<Item = u32>) -> Vec<u32> {
     std::iter::once(CLS).chain(residues).chain(std::iter::once(EOS)).collect()
 }
 
+/// The positions of the residues among `n_tokens` tokens: all but `<cls>` and `<eos>`.
+pub fn residue_positions(n_tokens: usize) -> std::ops::Range<usize> {
+    1..n_tokens - 1
+}
+
 impl Record {
     /// `<cls>` + residues + `<eos>`: what the model reads. `[residues + 2]`
     pub fn tokens(&self) -> Vec<u32> {

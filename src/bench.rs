@@ -15,15 +15,16 @@
 
 use burn::prelude::*;
 
-use crate::embed::{read_f32, DeviceError};
+use crate::device::{read_f32, DeviceError};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
 use crate::intervene::{self, Edit, Op};
-use crate::sae::{Encoded, Sae};
+use crate::sae::{Encoded, Sae, SaeSet};
 use crate::weights::{self, random, LoadError, Vars};
 
 pub const LAYER: usize = 3;
 pub const FEATURE: usize = 17;
-pub const D_SAE: usize = 10_240;
+/// The demo SAEs' width, as the page's.
+pub const D_SAE: usize = crate::session::DEMO_D_SAE;
 pub const MATMUL: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub fn model_and_sae(device: &Device) -> Result<(EsmModel, Sae), LoadError> {
 }
 
 /// The demo's random 10,240-feature SAE of every layer (layer 3's is [`model_and_sae`]'s).
-pub fn saes_at_every_layer(model: &EsmModel, device: &Device) -> Result<Vec<(usize, Sae)>, LoadError> {
+pub fn saes_at_every_layer(model: &EsmModel, device: &Device) -> Result<SaeSet, LoadError> {
     (1..=model.n_layers())
         .map(|layer| Ok((layer, weights::sae::random_interplm(model.d_model(), D_SAE, random::SEED ^ layer as u64, device)?)))
         .collect()
@@ -83,15 +84,15 @@ pub struct LayerFeatures {
 /// What the page does for a protein when its features are viewed at every layer in turn: one
 /// forward pass kept, then per layer `features::encode_sparse` (by blocks of residues, read back
 /// to sparse lists).
-pub async fn features_at_every_layer(model: &EsmModel, saes: &[(usize, Sae)], residues: usize) -> Result<Vec<LayerFeatures>, DeviceError> {
-    let device = model.embeddings.word_embeddings.weight.device();
+pub async fn features_at_every_layer(model: &EsmModel, saes: &SaeSet, residues: usize) -> Result<Vec<LayerFeatures>, DeviceError> {
+    let device = model.device();
     let acts = model.forward(&Batch::new(&tokens(1, residues), &device));
     let mut out = Vec::new();
-    for (layer, sae) in saes {
-        let (encoded, _) = crate::features::encode_sparse(sae, crate::features::residues(&acts, *layer)).await?;
+    for (layer, sae) in saes.iter() {
+        let (encoded, _) = crate::features::encode_sparse(sae, crate::features::residues(&acts, layer)).await?;
         let nonzero: usize = encoded.features.rows.iter().map(Vec::len).sum();
         out.push(LayerFeatures {
-            layer: *layer,
+            layer,
             l0: nonzero as f64 / residues as f64,
             dense_bytes: residues * sae.d_sae * 4,
             sparse_bytes: nonzero * std::mem::size_of::<(u32, f32)>() + residues * std::mem::size_of::<Vec<(u32, f32)>>(),
@@ -117,7 +118,7 @@ pub enum Prepared {
 }
 
 pub fn prepare(model: &EsmModel, sae: &Sae, case: Case, batch: usize, residues: usize) -> Result<Prepared, String> {
-    let device = model.embeddings.word_embeddings.weight.device();
+    let device = model.device();
     if case == Case::Matmul {
         let a = Tensor::<2>::random([MATMUL, MATMUL], burn::tensor::Distribution::Default, &device);
         return Ok(Prepared::Matmul { b: a.clone().transpose(), a });

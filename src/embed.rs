@@ -5,6 +5,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::alphabet::VOCAB;
+use crate::device::{read_f32, DeviceError};
 use crate::esm::{Activations, Batch, EsmModel};
 
 /// One record's forward pass, as plain data.
@@ -32,18 +33,6 @@ impl RecordOutput {
     pub fn vocab(&self) -> usize {
         self.logits.len() / self.len()
     }
-}
-
-/// The device could not give a result back: on WebGPU, a lost or destroyed device. Returned,
-/// not panicked, so that the page can move to the CPU build and keep its state.
-#[derive(Debug, thiserror::Error)]
-#[error("the device failed while reading a result back: {0}")]
-pub struct DeviceError(String);
-
-/// Reads a tensor back to host memory: the only way that works on WebGPU in a browser.
-pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, DeviceError> {
-    let data = t.into_data_async().await.map_err(|e| DeviceError(e.to_string()))?;
-    data.try_to_vec::<f32>().map_err(|e| DeviceError(format!("{e:?}")))
 }
 
 /// Runs one record (`<cls>` … `<eos>` tokens) and reads every hidden state and the logits.
@@ -77,7 +66,7 @@ pub struct ResiduePrediction {
 /// computed for, with the `k` best tokens.
 pub fn predictions(logits: &[f32], tokens: &[u32], k: usize) -> Vec<ResiduePrediction> {
     let v = logits.len() / tokens.len();
-    (1..tokens.len() - 1)
+    crate::alphabet::residue_positions(tokens.len())
         .map(|pos| {
             let row = &logits[pos * v..(pos + 1) * v];
             let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

@@ -3,8 +3,8 @@
 
 use burn::prelude::*;
 
-use crate::embed::{read_f32, DeviceError};
-use crate::esm::{Activations, EsmModel};
+use crate::device::{read_f32, DeviceError};
+use crate::esm::{residue_rows, Activations, EsmModel};
 use crate::sae::{Encoded, Sae, TokenNorm};
 
 /// Why a layer, feature or position cannot be used with this model and SAE.
@@ -40,9 +40,7 @@ pub fn check(model: &EsmModel, sae: &Sae, layer: usize) -> Result<(), UseError> 
 
 /// The residue rows of hidden state `layer` of a one-sequence pass. `[1, T, d]` → `[T − 2, d]`.
 pub fn residues(acts: &Activations, layer: usize) -> Tensor<2> {
-    let h = acts.hidden(layer).clone();
-    let [_, t, d] = h.dims();
-    h.slice(s![0..1, 1..t - 1, ..]).reshape([t - 2, d])
+    residue_rows(acts.hidden(layer).clone())
 }
 
 /// Encodes the residues of a one-sequence pass at `layer`.

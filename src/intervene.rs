@@ -36,6 +36,10 @@ pub enum ParseError {
     Edit(String),
     #[error("positions \"{0}\" are not residue numbers or ranges such as 3-10,15")]
     Positions(String),
+    #[error("\"{0}\" is not LAYER:EDIT, e.g. 3:clamp:17=8, 3:scale:5=2 or 3:ablate:9")]
+    Steer(String),
+    #[error("\"{0}\" is not a layer number")]
+    Layer(String),
 }
 
 impl FromStr for Edit {
@@ -214,7 +218,7 @@ pub fn delta_logprob(before: &[f32], after: &[f32], tokens: &[u32]) -> Vec<f32> 
         let lse = max + row.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
         row[tokens[pos] as usize] - lse
     };
-    (1..tokens.len() - 1).map(|p| logp(after, p) - logp(before, p)).collect()
+    crate::alphabet::residue_positions(tokens.len()).map(|p| logp(after, p) - logp(before, p)).collect()
 }
 
 #[cfg(test)]

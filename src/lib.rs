@@ -24,7 +24,9 @@
 
 pub mod alphabet;
 pub mod analysis;
+#[cfg(feature = "bench")]
 pub mod bench;
+pub mod device;
 pub mod embed;
 pub mod esm;
 pub mod features;
@@ -32,6 +34,7 @@ pub mod intervene;
 pub mod kernels;
 pub mod sae;
 pub mod selfcheck;
+pub mod session;
 pub mod train;
 pub mod weights;
 

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::embed::{read_f32, DeviceError};
+use crate::device::{read_f32, DeviceError};
 use crate::esm::{Batch, EsmModel};
 
 /// (layer, residue, expected dims 0–2) with residue 0 = the first residue, 3 = the last of MKTA.

@@ -54,7 +54,7 @@ fn planted_probe_circuit_and_concepts() {
 
     // The concept table puts the planted feature on top, F1 ≈ 1 at threshold 0 (a residue exactly
     // at the threshold may fire by rounding).
-    let table = pollster::block_on(concepts::associate(&p.model, &p.saes[0].1, LAYER, &p.proteins, &[CONCEPT.into()], 5)).unwrap();
+    let table = pollster::block_on(concepts::associate(&p.model, p.saes.get(LAYER).unwrap(), LAYER, &p.proteins, &[CONCEPT.into()], 5)).unwrap();
     let top = &table.concepts[0].top;
     say!("concepts: {:?}", top.iter().map(|a| (a.feature, a.f1, a.logistic_r2)).collect::<Vec<_>>());
     assert_eq!(top[0].feature, PLANTED);
@@ -79,9 +79,9 @@ fn seed_graphs_round_trip() {
 fn bad_circuit_requests_say_what_is_wrong() {
     let device = device();
     let p = pollster::block_on(planted::planted(3, 12, &device));
-    let err = |layers, saes: &[(usize, plmscope::sae::Sae)]| CircuitRun::new(&p.model, saes, None, &p.proteins, options(layers)).err().unwrap().to_string();
+    let err = |layers, saes: &plmscope::sae::SaeSet| CircuitRun::new(&p.model, saes, None, &p.proteins, options(layers)).err().unwrap().to_string();
     assert_eq!(err(vec![2, 1], &p.saes), "circuit: layers [2, 1] must be one or more, ascending");
-    assert_eq!(err(vec![1, 2], &p.saes[..1]), "no SAE is loaded for layer 2");
+    assert_eq!(err(vec![1, 2], &p.saes.iter().take(1).map(|(l, s)| (l, s.clone())).collect()), "no SAE is loaded for layer 2");
     assert_eq!(err(vec![1, 3], &p.saes), "layer 3 is out of range: this model has hidden states 1..=2 for an SAE (0 is the embeddings)");
     assert_eq!(err(vec![1], &p.saes), "circuit: with one layer, a probe is needed for feature → behavior edges");
     let mut bad = p.proteins.clone();
@@ -118,7 +118,7 @@ fn generation_is_reproducible_and_clamping_raises_the_feature() {
     let mut count = 0;
     for protein in &p.proteins {
         let tokens = parse_fasta(&protein.sequence).unwrap()[0].tokens();
-        let h = pollster::block_on(plmscope::embed::read_f32(model.forward(&Batch::new(std::slice::from_ref(&tokens), &device)).hidden(n).clone())).unwrap();
+        let h = pollster::block_on(plmscope::device::read_f32(model.forward(&Batch::new(std::slice::from_ref(&tokens), &device)).hidden(n).clone())).unwrap();
         for (i, &t) in tokens.iter().enumerate().skip(1).take(tokens.len() - 2) {
             let row = &h[i * d..(i + 1) * d];
             all.iter_mut().zip(row).for_each(|(a, x)| *a += x);
@@ -140,7 +140,7 @@ fn generation_is_reproducible_and_clamping_raises_the_feature() {
     let mut xs = vec![mean.clone()];
     xs.extend((0..d).map(|k| { let mut x = mean.clone(); x[k] += eps; x }));
     let x = Tensor::<3>::from_data(TensorData::new(xs.concat(), [d + 1, 1, d]), &device);
-    let logits = pollster::block_on(plmscope::embed::read_f32(model.forward_from(n, x, &Batch::new(&vec![vec![0u32]; d + 1], &device)).logits)).unwrap();
+    let logits = pollster::block_on(plmscope::device::read_f32(model.forward_from(n, x, &Batch::new(&vec![vec![0u32]; d + 1], &device)).logits)).unwrap();
     let v = logits.len() / (d + 1);
     let margin = |r: usize| logits[r * v + w_token] - logits[r * v..(r + 1) * v].iter().sum::<f32>() / v as f32;
     let mut write: Vec<f32> = (0..d).map(|k| (margin(k + 1) - margin(0)) / eps).collect();
@@ -161,7 +161,7 @@ fn generation_is_reproducible_and_clamping_raises_the_feature() {
         d_in: d,
         d_sae: 1,
     };
-    let saes = vec![(n, sae)];
+    let saes: plmscope::sae::SaeSet = [(n, sae)].into_iter().collect();
     let start = vec![MASK; 30];
     let options = |seed| GenerateOptions { rounds: 4, mask_fraction: 0.2, temperature: 1.0, top_p: 0.95, seed };
     let steer = [Steer { layer: n, edits: vec![Edit { feature: 0, op: Op::Clamp(8.0), positions: None }] }];
@@ -182,4 +182,24 @@ fn generation_is_reproducible_and_clamping_raises_the_feature() {
     }
     say!("mean activation of the steered feature: unsteered {:.4}, clamped {:.4}; W residues {w_plain} vs {w_steered}", plain / 6.0, steered / 6.0);
     assert!(w_steered > w_plain && steered > 1.5 * plain, "W {w_plain} → {w_steered}; activation {plain} → {steered}");
+}
+
+/// The edit grammar's shared cases (tests/e2e/grammar.test.mjs feeds the page's mirror the same).
+#[test]
+fn the_edit_grammar_reads_the_shared_cases() {
+    use plmscope::analysis::generate::parse_steer;
+    use plmscope::intervene::Edit;
+    let cases: serde_json::Value = serde_json::from_str(include_str!("reference/edit_grammar.json")).unwrap();
+    // Through text, so that an f32 compares as the shortest decimal that reads back as it.
+    let json = |e: &Edit| serde_json::from_str::<serde_json::Value>(&serde_json::to_string(e).unwrap()).unwrap();
+    for case in cases["edits"].as_array().unwrap() {
+        let (text, want) = (case[0].as_str().unwrap(), &case[1]);
+        let got = text.parse::<Edit>().ok().map(|e| json(&e)).unwrap_or(serde_json::Value::Null);
+        assert_eq!(&got, want, "{text:?}");
+    }
+    for case in cases["steers"].as_array().unwrap() {
+        let (text, want) = (case[0].as_str().unwrap(), &case[1]);
+        let got = parse_steer(text).ok().map(|(l, e)| serde_json::json!([l, json(&e)])).unwrap_or(serde_json::Value::Null);
+        assert_eq!(&got, want, "{text:?}");
+    }
 }

@@ -221,7 +221,7 @@ fn probe_circuit_and_concepts_from_files() {
     let device = burn::prelude::Device::flex();
     let tiny = plmscope::weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device).unwrap().1;
     let load = |p: &str| plmscope::weights::sae::load(plmscope::weights::sae::SaeSource::Pt { bytes: &std::fs::read(p).unwrap(), name: p, k: None }, 64, &device).unwrap();
-    let saes = vec![(1, load(&l1)), (2, load(&l2))];
+    let saes: plmscope::sae::SaeSet = [(1, load(&l1)), (2, load(&l2))].into_iter().collect();
     let proteins = labels::read(&std::fs::read_to_string(&labels_path).unwrap()).unwrap().proteins;
     let options = CircuitOptions { layers: vec![1, 2], top_n: 6, edges_per_feature: 3, batch: 8, model_name: model.clone() };
     let mut lib = CircuitRun::new(&tiny, &saes, Some(&probe), &proteins, options).unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use burn::prelude::*;
 use common::synthetic::{recovered, synthetic, Synthetic, ACTIVE, D_IN, N_TRUE, TOKENS};
-use plmscope::embed::read_f32;
+use plmscope::device::read_f32;
 use plmscope::esm::Batch;
 use plmscope::train::{harvest::harvest, Recipe, TrainError, TrainOptions, Trainer};
 use plmscope::weights::sae::{self, SaeLensOrigin, SaeSource};

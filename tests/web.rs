@@ -19,7 +19,7 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn webgpu() -> Device {
-    plmscope::web::webgpu_device().await.expect("navigator.gpu gives an adapter (--enable-unsafe-webgpu)")
+    plmscope::device::webgpu_device().await.expect("navigator.gpu gives an adapter (--enable-unsafe-webgpu)")
 }
 
 async fn check_all(label: &str, device: Device) {
@@ -76,13 +76,20 @@ async fn object_path(backend: &str) {
             _ => include_bytes!("reference/fixtures/sae/interplm_tiny_l2.pt"),
         }
     };
+    // As the worker hands dropped files over: names and bytes, the format left to the detector.
+    let files = |named: &[(&str, &[u8])]| -> (Vec<String>, js_sys::Array) {
+        (named.iter().map(|(n, _)| n.to_string()).collect(), named.iter().map(|(_, b)| JsValue::from(js_sys::Uint8Array::from(*b))).collect())
+    };
     let mut engine = Plmscope::create(backend.into()).await.map_err(JsValue::from).unwrap();
-    engine.load_hub(TINY_CONFIG, TINY_SAFETENSORS).map_err(JsValue::from).unwrap();
-    engine.load_sae(1, "pt", sae_fx("l1"), "interplm_tiny_l1.pt", None, None).map_err(JsValue::from).unwrap();
-    engine.load_sae(2, "pt", sae_fx("l2"), "interplm_tiny_l2.pt", None, None).map_err(JsValue::from).unwrap();
+    let (names, bytes) = files(&[("model.safetensors", TINY_SAFETENSORS), ("config.json", TINY_CONFIG.as_bytes())]);
+    engine.load_model(names, bytes, "tiny".into()).map_err(JsValue::from).unwrap();
+    for (layer, key) in [(1, "l1"), (2, "l2")] {
+        let name = format!("interplm_tiny_{key}.pt");
+        let (names, bytes) = files(&[(&name, sae_fx(key))]);
+        engine.load_sae(layer, names, bytes, None, name.clone()).map_err(JsValue::from).unwrap();
+    }
     let fasta = format!(">short\n{}\n>medium\n{}\n", fx.sequences["short"], fx.sequences["medium"]);
-    let out: serde_json::Value =
-        serde_wasm_bindgen::from_value(engine.features(fasta, 1, 1, false, 5).await.map_err(JsValue::from).unwrap()).unwrap();
+    let out: serde_json::Value = serde_wasm_bindgen::from_value(engine.run(fasta, 1, 1).await.map_err(JsValue::from).unwrap()).unwrap();
     assert_eq!(out["header"], "medium");
     let want = fx.get("interplm_tiny_l1.medium.features");
     let mut dense = vec![0f32; want.data.len()];
@@ -98,7 +105,7 @@ async fn object_path(backend: &str) {
     let edits = serde_json::to_value(common::sae::edits("interplm_tiny_l1", "medium")).unwrap();
     let edits = serde_wasm_bindgen::to_value(&edits).unwrap();
     let after: serde_json::Value =
-        serde_wasm_bindgen::from_value(engine.intervene(1, edits, Some(2), false).await.map_err(JsValue::from).unwrap()).unwrap();
+        serde_wasm_bindgen::from_value(engine.intervene(1, edits, Some(2)).await.map_err(JsValue::from).unwrap()).unwrap();
     assert!(after["logits"].is_array(), "{backend}: intervene gave {:?}", after.as_object().map(|o| o.keys().collect::<Vec<_>>()));
     let logits: Vec<f32> = after["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     let want = fx.get("interplm_tiny_l1.medium.intervened_logits");
@@ -145,7 +152,7 @@ async fn check_training(label: &str, device: Device) {
         last = Some(trainer.step().await.unwrap());
     }
     let last = last.unwrap();
-    let w_dec = plmscope::embed::read_f32(trainer.sae().w_dec).await.unwrap();
+    let w_dec = plmscope::device::read_f32(trainer.sae().w_dec).await.unwrap();
     let found = recovered(&s.directions, &w_dec, 2 * N_TRUE);
     say!("{label} training: {found} of {N_TRUE} directions at cos > 0.9; {last:?}");
     assert!(found * 10 >= N_TRUE * 9, "{label}: only {found} of {N_TRUE} directions recovered");

@@ -24,13 +24,8 @@ const view = { features: null, intervention: null, modelReady: false, saeLayers:
 // Loading
 // ---------------------------------------------------------------------------------------------
 const engine = createEngine({
-  initiate: (d) => setStatus(d.note ?? 'Starting the model…'),
-  backend: (d) => {
-    $('backend').textContent = d.backend === 'webgpu' ? 'WebGPU' : `CPU (WebAssembly${d.threads > 1 ? `, ${d.threads} threads` : ''})`;
-    $('backend').className = `badge ${d.backend}`;
-  },
+  initiate: (d) => setStatus(`${d.file}: starting`),
   progress: (d) => {
-    if (d.task === 'circuit') { analysis.onProgress(d); return; }
     if (d.task) { design.onProgress(d); return; }
     const p = $('progress');
     p.hidden = false;
@@ -39,48 +34,53 @@ const engine = createEngine({
     const pct = d.total ? ` (${Math.round((100 * d.loaded) / d.total)}%)` : '';
     setStatus(`${d.fromCache ? 'Reading from the cache' : 'Downloading'} ${d.file}: ${(d.loaded / 1e6).toFixed(1)} MB${pct}`);
   },
-  ready: ({ info }) => {
-    $('progress').hidden = true;
-    view.modelReady = true;
-    view.randomWeights = info.randomWeights;
-    view.randomCheckpoint = info.randomCheckpoint;
-    view.modelStatus = `Model ready: ${info.nLayers} layers, d_model ${info.dModel} — ${info.source}`;
-    setStatus(view.modelStatus);
-    showWeightsNote();
-    showSelfCheck(info.selfCheck);
-    state.layer = Math.min(state.layer, info.nLayers);
-    fillLayerPickers(info.nLayers);
-    analysis.fillLayers(info.nLayers);
-    design.fillLayers(info.nLayers);
-    view.modelName = info.source;
-    loadSae(state.layer);
+  done: () => { $('progress').hidden = true; },
+  ready: (d) => {
+    $('backend').textContent = d.backend === 'webgpu' ? 'WebGPU' : `CPU (WebAssembly${d.threads > 1 ? `, ${d.threads} threads` : ''})`;
+    $('backend').className = `badge ${d.backend}`;
   },
-  'sae-ready': ({ info }) => {
-    $('progress').hidden = true;
-    setStatus(view.modelStatus);
-    view.saeLayers.add(info.layer);
-    view.saeRandom = info.random;
-    view.saeStatus = `SAE at layer ${info.layer}: ${info.source} (${info.format}, ${info.dSae} features)`;
-    $('sae-status').textContent = view.saeStatus;
-    showWeightsNote();
-    $('run').disabled = false;
-    if (state.fasta !== null && !view.features) run();
-    else if (view.features && info.layer === state.layer) changeLayer(state.layer);
-  },
-  error: (d) => {
-    if (d.during === 'load-model' && d.source === 'hub') {
-      loadModel({ kind: 'random', reason: `the Hugging Face hub could not be reached: ${d.message}` });
-    } else if (d.during === 'load-sae' && d.source === 'hub') {
-      engine.post({ type: 'load-sae', layer: d.layer, source: { kind: 'random' } });
-    } else {
-      $('progress').hidden = true;
-      if (d.during === 'load-sae') $('sae-status').textContent = view.saeStatus ?? '';
-      $('load-error').textContent = d.message;
-      $('local').open = true;
-      setStatus(`Could not load: ${d.message}`);
-    }
-  },
+  note: (d) => setStatus(d.note),
 });
+
+function onModelReady(info) {
+  $('progress').hidden = true;
+  view.modelReady = true;
+  view.randomWeights = info.randomWeights;
+  view.randomCheckpoint = info.randomCheckpoint;
+  view.modelName = info.source;
+  view.nLayers = info.nLayers;
+  view.saeLayers.clear();
+  view.modelStatus = `Model ready: ${info.nLayers} layers, d_model ${info.dModel} — ${info.source}`;
+  setStatus(view.modelStatus);
+  showWeightsNote();
+  showSelfCheck(info.selfCheck);
+  state.layer = Math.min(state.layer, info.nLayers);
+  if (state.downstream > info.nLayers) state.downstream = null;
+  fillLayerPickers(info.nLayers);
+  analysis.fillLayers(info.nLayers);
+  design.fillLayers(info.nLayers);
+  loadSae(state.layer);
+}
+
+function onSaeReady(info) {
+  $('progress').hidden = true;
+  setStatus(view.modelStatus);
+  view.saeLayers.add(info.layer);
+  view.saeRandom = info.random;
+  view.saeStatus = `SAE at layer ${info.layer}: ${info.name} (${info.format}, ${info.dSae} features)`;
+  $('sae-status').textContent = view.saeStatus;
+  showWeightsNote();
+  $('run').disabled = false;
+  if (state.fasta !== null && !view.features) run();
+  else if (view.features && info.layer === state.layer) changeLayer(state.layer);
+}
+
+function showLoadError(message) {
+  $('progress').hidden = true;
+  $('load-error').textContent = message;
+  $('local').open = true;
+  setStatus(`Could not load: ${message}`);
+}
 
 function setStatus(text) { $('status').textContent = text; }
 
@@ -120,16 +120,29 @@ function fillLayerPickers(n) {
 // ?hub=URL reads the same files from a mirror of the Hugging Face hub's paths.
 const hubSource = () => ({ kind: 'hub', hub: params.get('hub') ?? undefined });
 
-function loadModel(source) {
+async function loadModel(source) {
   view.modelReady = false;
   $('run').disabled = true;
-  engine.post({ type: 'load-model', source, backend: params.get('backend'), threads: Number(params.get('threads')) || undefined });
+  setStatus('Starting the model…');
+  try {
+    const { result } = await engine.request('load-model', { source, backend: params.get('backend'), threads: Number(params.get('threads')) || undefined });
+    onModelReady(result);
+  } catch (e) {
+    if (source.kind === 'hub') loadModel({ kind: 'random', reason: `the Hugging Face hub could not be reached: ${e.message}` });
+    else showLoadError(e.message);
+  }
 }
 
-function loadSae(layer, source) {
+async function loadSae(layer, source) {
   const weightsSource = source ?? (params.get('weights') === 'random' || view.randomWeights ? { kind: 'random' } : hubSource());
   $('sae-status').textContent = `Loading the SAE of layer ${layer}…`;
-  engine.post({ type: 'load-sae', layer, source: weightsSource });
+  try {
+    onSaeReady((await engine.request('load-sae', { layer, source: weightsSource })).result);
+  } catch (e) {
+    if (weightsSource.kind === 'hub') { loadSae(layer, { kind: 'random' }); return; }
+    $('sae-status').textContent = view.saeStatus ?? '';
+    showLoadError(e.message);
+  }
 }
 
 $('model-files').addEventListener('change', (e) => {
@@ -164,7 +177,7 @@ async function run() {
   $('input-error').textContent = '';
   $('run').disabled = true;
   try {
-    const { result, ms } = await engine.request('features', { fasta, record, layer: state.layer });
+    const { result, ms } = await engine.request('run', { fasta, record, layer: state.layer });
     Object.assign(state, { fasta, record });
     if (view.features?.sequence !== result.sequence) state.edits = [];
     view.features = result;
@@ -460,6 +473,7 @@ $('graph-file').addEventListener('change', async (e) => {
 // Live circuits open in the same view as the seed's graphs.
 const analysis = createAnalysis({
   engine,
+  modelName: () => view.modelName,
   seedFeaturesUrl: new URL('features_tm.json', graphBase.endsWith('/') ? graphBase : `${graphBase}/`).href,
   onFeature: goToFeature,
   onGraph: (g) => {
@@ -480,7 +494,7 @@ const design = createDesign({
     run();
     $('input').scrollIntoView();
   },
-  modelName: () => view.modelName ?? 'esm2_t6_8M_UR50D',
+  onInstalled: onSaeReady,
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -1,23 +1,21 @@
-// The page's side of the worker: requests as promises, events as callbacks.
+// The page's side of the worker: every request a promise of {result, ms}; the status events
+// (worker.js lists them) go to `handlers[status]`.
 
 export function createEngine(handlers) {
   const worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
   const pending = new Map();
   let nextId = 0;
   worker.onmessage = ({ data }) => {
-    if ((data.status === 'result' || data.status === 'error') && pending.has(data.id)) {
-      const { resolve, reject } = pending.get(data.id);
+    if (data.status === 'result' || data.status === 'error') {
+      const { resolve, reject } = pending.get(data.id) ?? {};
       pending.delete(data.id);
-      if (data.status === 'result') resolve(data);
-      else reject(Object.assign(new Error(data.message), { during: data.during }));
+      if (data.status === 'result') resolve?.(data);
+      else reject?.(new Error(data.message));
       return;
     }
     handlers[data.status]?.(data);
   };
   return {
-    /** Fire-and-forget loads: answered by 'ready' / 'sae-ready' / 'error' events. */
-    post: (message) => worker.postMessage(message),
-    /** A request answered by {result, ms}. */
     request(type, payload) {
       const id = nextId++;
       return new Promise((resolve, reject) => {

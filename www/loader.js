@@ -2,9 +2,12 @@
 // that a second visit loads from disk.
 
 // `hub` is https://huggingface.co, or a mirror with the same paths (the page's ?hub= parameter).
-export const hubModel = (hub) => `${hub}/facebook/esm2_t6_8M_UR50D/resolve/main/`;
-export const hubSae = (hub, layer) => `${hub}/Elana/InterPLM-esm2-8m/resolve/main/layer_${layer}/ae_normalized.pt`;
 export const HUB = 'https://huggingface.co';
+export const MODEL_REPO = 'facebook/esm2_t6_8M_UR50D';
+export const SAE_REPO = 'Elana/InterPLM-esm2-8m';
+export const hubModel = (hub) => `${hub}/${MODEL_REPO}/resolve/main/`;
+export const hubSaeFile = (layer) => `layer_${layer}/ae_normalized.pt`;
+export const hubSae = (hub, layer) => `${hub}/${SAE_REPO}/resolve/main/${hubSaeFile(layer)}`;
 
 const CACHE = 'plmscope-weights-v1';
 

@@ -15,24 +15,78 @@ export function editToText(e) {
   return e.positions ? `${op}@${compactPositions(e.positions)}` : op;
 }
 
-export function editFromText(text) {
-  const m = /^(ablate|clamp|scale):(\d+)(?:=(-?[0-9.]+))?(?:@([0-9,-]+))?$/.exec(text);
-  if (!m) return null;
-  return { feature: Number(m[2]), op: m[1], value: m[3] === undefined ? undefined : Number(m[3]), positions: m[4] ? parsePositions(m[4]) : null };
+// The edit grammar is Rust's (src/intervene.rs, Edit::from_str; src/analysis/generate.rs,
+// parse_steer), mirrored here step by step so that the URL reads before the worker is up;
+// tests/reference/edit_grammar.json holds the strings both are tested on.
+const UNSIGNED = /^\+?\d{1,15}$/; // Rust's usize, within the integers a JS number holds exactly
+const FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/; // Rust's f32, less inf and NaN (refused anyway)
+
+function splitOnce(text, sep) {
+  const i = text.indexOf(sep);
+  return i < 0 ? null : [text.slice(0, i), text.slice(i + sep.length)];
 }
 
-/** "3-5,9" → [3, 4, 5, 9]; throws on anything else. */
-export function parsePositions(text) {
-  const out = [];
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new Error(`"${part}" is not a residue number or range such as 3-10`);
-    const a = Number(m[1]);
-    const b = m[2] ? Number(m[2]) : a;
-    if (a < 1 || b < a) throw new Error(`"${part}" is not a range of residues (1-based, start ≤ end)`);
-    for (let i = a; i <= b; i++) out.push(i);
+/** `ablate:17`, `clamp:42=0.8`, `scale:7=2.0`, each optionally with `@3-10,15`; throws on anything else. */
+export function parseEdit(text) {
+  const bad = () => new Error(`edit "${text}" is not one of ablate:F, clamp:F=VALUE, scale:F=FACTOR (optionally @RESIDUES, e.g. @3-10)`);
+  const at = splitOnce(text, '@');
+  const [body, positions] = at ? [at[0], parsePositions(at[1])] : [text, null];
+  const parts = splitOnce(body, ':');
+  if (!parts) throw bad();
+  const eq = splitOnce(parts[1], '=');
+  const [feature, value] = eq ? [eq[0].trim(), eq[1].trim()] : [parts[1].trim(), undefined];
+  if (!UNSIGNED.test(feature) || (value !== undefined && !FLOAT.test(value))) throw bad();
+  const op = parts[0].trim();
+  if (!(op === 'ablate' ? value === undefined : (op === 'clamp' || op === 'scale') && value !== undefined)) throw bad();
+  return { feature: Number(feature), op, value: value === undefined ? undefined : Number(value), positions };
+}
+
+/** The edit, or null where `parseEdit` throws (for the URL, where a bad part is dropped). */
+export function editFromText(text) {
+  try {
+    return parseEdit(text);
+  } catch {
+    return null;
   }
-  return out.length ? out : null;
+}
+
+/** "3-5,9" → [3, 4, 5, 9] (1-based, inclusive); throws on anything else. */
+export function parsePositions(text) {
+  const bad = () => new Error(`positions "${text}" are not residue numbers or ranges such as 3-10,15`);
+  const out = [];
+  for (const part of text.split(',').map((s) => s.trim())) {
+    const range = splitOnce(part, '-');
+    const [a, b] = (range ?? [part, part]).map((s) => (range ? s.trim() : s));
+    if (!UNSIGNED.test(a) || !UNSIGNED.test(b)) throw bad();
+    const [from, to] = [Number(a), Number(b)];
+    if (from === 0 || to < from) throw bad();
+    for (let i = from; i <= to; i++) out.push(i);
+  }
+  return out;
+}
+
+/** "3:clamp:17=8 5:scale:3=2" → [{layer: 3, edits: […]}, {layer: 5, edits: […]}]; throws on a bad part. */
+export function parseSteers(text) {
+  const byLayer = new Map();
+  for (const part of text.split(/[\s;]+/).filter(Boolean)) {
+    let layer, edit;
+    try {
+      [layer, edit] = parseSteer(part);
+    } catch {
+      throw new Error(`"${part}" is not LAYER:EDIT, e.g. 3:clamp:17=8, 3:scale:5=2 or 3:ablate:9`);
+    }
+    if (!byLayer.has(layer)) byLayer.set(layer, []);
+    byLayer.get(layer).push(edit);
+  }
+  return [...byLayer].sort(([a], [b]) => a - b).map(([layer, edits]) => ({ layer, edits }));
+}
+
+/** `LAYER:EDIT` → [layer, edit]; throws on anything else. */
+export function parseSteer(text) {
+  const parts = splitOnce(text, ':');
+  if (!parts) throw new Error(`"${text}" is not LAYER:EDIT, e.g. 3:clamp:17=8, 3:scale:5=2 or 3:ablate:9`);
+  if (!UNSIGNED.test(parts[0].trim())) throw new Error(`"${parts[0]}" is not a layer number`);
+  return [Number(parts[0].trim()), parseEdit(parts[1])];
 }
 
 function compactPositions(ps) {
@@ -50,7 +104,8 @@ export function readUrl() {
   const p = new URLSearchParams(location.search);
   if (p.has('seq')) state.fasta = p.get('seq');
   if (p.has('record')) state.record = Number(p.get('record')) || 0;
-  if (p.has('layer')) state.layer = Math.min(6, Math.max(1, Number(p.get('layer')) || 3));
+  // Clamped to the model's layers once it has loaded.
+  if (p.has('layer')) state.layer = Math.max(1, Number(p.get('layer')) || 3);
   if (p.has('f')) state.feature = Number(p.get('f'));
   if (p.has('edits')) state.edits = p.get('edits').split(';').map(editFromText).filter(Boolean);
   if (p.has('down')) state.downstream = Number(p.get('down')) || null;

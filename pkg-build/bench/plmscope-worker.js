@@ -7,30 +7,30 @@
 //   {op: 'memory', build, backend, residues} → the memory case, on an engine of its own
 import { timed, aminoAcid } from './timing.js';
 
-const SEED = 0x5EEDE5A2n; // src/weights/random.rs SEED: the same model and SAEs as natively
-
+// The bench packages (PLMSCOPE_BENCH=1 pkg-build/build.sh): the page's builds with benchPrepare and
+// benchRun. The random model and demo SAEs are the session's, the same bits as natively.
 async function engineOf({ build, backend, threads }) {
-  const wasm = await import(`../../www/pkg/${build}/plmscope.js`);
+  const wasm = await import(`../../www/pkg/bench-${build}/plmscope.js`);
   const { memory } = await wasm.default();
   if (wasm.initThreadPool) await wasm.initThreadPool(threads);
   const engine = await wasm.Plmscope.create(backend);
-  engine.loadRandom(SEED);
-  return { engine, memory };
+  const { nLayers } = engine.loadRandomModel();
+  return { engine, memory, nLayers };
 }
 
 // Peak memory of one protein's features at every layer, each layer's demo SAE loaded, through the
-// page's own calls (features, then cachedFeatures per layer): the wasm heap never shrinks, so its
+// page's own calls (run, then featuresAt per layer): the wasm heap never shrinks, so its
 // size after the run is the run's peak (JS-side objects not counted). As `plmscope bench-memory`.
 async function memoryRun(config) {
-  const { engine, memory } = await engineOf(config);
+  const { engine, memory, nLayers } = await engineOf(config);
   const mb = () => Math.round((memory.buffer.byteLength / 2 ** 20) * 10) / 10;
-  for (let layer = 1; layer <= 6; layer++) engine.loadRandomSae(layer, 10240, SEED);
+  for (let layer = 1; layer <= nLayers; layer++) engine.loadRandomSae(layer);
   const loadedMb = mb();
   const residues = config.residues;
   const sequence = Array.from({ length: residues }, (_, i) => 'LAGVSERTIDPKQNFYMHWC'[aminoAcid(i, 0)]).join('');
   const layers = [];
-  for (let layer = 1; layer <= 6; layer++) {
-    const out = layer === 1 ? await engine.features(`>memory\n${sequence}`, 0, 1, false, 10) : await engine.cachedFeatures(layer, false, 10);
+  for (let layer = 1; layer <= nLayers; layer++) {
+    const out = layer === 1 ? await engine.run(`>memory\n${sequence}`, 0, 1) : await engine.featuresAt(layer);
     const nonzero = out.features.rows.reduce((n, row) => n + row.length, 0);
     layers.push({ layer, l0: nonzero / residues });
   }
@@ -41,7 +41,7 @@ let engine;
 const ops = {
   async open(config) {
     ({ engine } = await engineOf(config));
-    engine.loadRandomSae(3, 10240, SEED);
+    engine.loadRandomSae(3);
   },
   prepare: ({ case: c, b, r }) => engine.benchPrepare(c, b, r),
   run: () => timed(() => engine.benchRun()),

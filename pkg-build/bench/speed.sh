@@ -13,7 +13,7 @@ onnx="$HOME/.cache/plmscope-bench"
 python3 -c 'import torch, transformers, onnx, onnxruntime' 2>/dev/null \
   || pip install --quiet torch transformers onnx onnxruntime safetensors >&2
 [ -f "$onnx/model_sae.onnx" ] || python3 pkg-build/bench/peers.py export "$onnx" >&2
-[ -f www/pkg/cpu/plmscope_bg.wasm ] || pkg-build/build.sh >&2
+[ -f www/pkg/bench-cpu/plmscope_bg.wasm ] || PLMSCOPE_BENCH=1 pkg-build/build.sh >&2
 results="$(mktemp)"
 # Natively plmscope (its CLI as a server), torch and onnxruntime take turns run by run, as the
 # browser engines do in browser.mjs.

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::probe::{self, Probe};
 use super::{tokens, AnalysisError};
-use crate::embed::read_f32;
-use crate::esm::{Activations, Batch, EsmModel};
+use crate::device::read_f32;
+use crate::esm::{residue_rows, Activations, Batch, EsmModel};
 use crate::features;
-use crate::sae::{Encoded, Sae};
+use crate::sae::{Encoded, SaeSet};
 
 /// The seed explorer's circuit file: `{nodes, edges, meta}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,7 +110,7 @@ impl CircuitRun {
     /// Checks the options against the model, the SAEs and the probe.
     pub fn new(
         model: &EsmModel,
-        saes: &[(usize, Sae)],
+        saes: &SaeSet,
         probe: Option<&Probe>,
         proteins: &[super::labels::Annotated],
         options: CircuitOptions,
@@ -127,7 +127,7 @@ impl CircuitRun {
         }
         for &l in &options.layers {
             features::check_layer(model, l)?; // a layer out of range says so before "no SAE"
-            let s = sae_at(saes, l).ok_or(AnalysisError::NoSae { layer: l })?;
+            let s = saes.get(l).ok_or(AnalysisError::NoSae { layer: l })?;
             features::check(model, s, l)?;
             if options.top_n > s.d_sae {
                 return bad(format!("top N {} is more than the {} features of the SAE at layer {l}", options.top_n, s.d_sae));
@@ -135,21 +135,21 @@ impl CircuitRun {
         }
         if let Some(p) = probe {
             features::check_layer(model, p.layer)?;
-            if p.input == probe::ProbeInput::Features && sae_at(saes, p.layer).is_none() {
+            if p.input == probe::ProbeInput::Features && saes.get(p.layer).is_none() {
                 return Err(AnalysisError::NoSae { layer: p.layer });
             }
         }
         if probe.is_none() && options.layers.len() < 2 {
             return bad("with one layer, a probe is needed for feature → behavior edges".into());
         }
-        let device = model.embeddings.word_embeddings.weight.device();
+        let device = model.device();
         let mut passes = Vec::with_capacity(proteins.len());
         for p in proteins {
             let tokens = tokens(p)?;
             let batch = Batch::new(std::slice::from_ref(&tokens), &device);
             passes.push(Pass { batch, tokens, acts: None });
         }
-        let sums = options.layers.iter().map(|&l| (l, vec![0.0; sae_at(saes, l).map_or(0, |s| s.d_sae)])).collect();
+        let sums = options.layers.iter().map(|&l| (l, vec![0.0; saes.get(l).map_or(0, |s| s.d_sae)])).collect();
         let probe_layer = probe.map(|p| p.layer);
         Ok(Self { options, passes, sums, residues: 0, selected: BTreeMap::new(), work: vec![], done: 0, feat: BTreeMap::new(), behavior: BTreeMap::new(), current: None, probe_layer })
     }
@@ -178,14 +178,14 @@ impl CircuitRun {
     }
 
     /// Runs the next step.
-    pub async fn step(&mut self, model: &EsmModel, saes: &[(usize, Sae)], probe: Option<&Probe>) -> Result<Progress, AnalysisError> {
+    pub async fn step(&mut self, model: &EsmModel, saes: &SaeSet, probe: Option<&Probe>) -> Result<Progress, AnalysisError> {
         let n = self.passes.len();
         if self.done < n {
             // Selection: one forward per protein, features summed at each layer.
             let pass = &mut self.passes[self.done];
             let acts = pass.acts.insert(model.forward(&pass.batch));
             for &l in &self.options.layers {
-                let s = sae_at(saes, l).ok_or(AnalysisError::NoSae { layer: l })?;
+                let s = saes.get(l).ok_or(AnalysisError::NoSae { layer: l })?;
                 let f = features::encode(acts, s, l).features; // [R, d_sae]
                 let [_, d] = f.dims();
                 let col = read_f32(f.sum_dim(0).reshape([d])).await?;
@@ -224,7 +224,7 @@ impl CircuitRun {
     async fn ablate(
         &mut self,
         model: &EsmModel,
-        saes: &[(usize, Sae)],
+        saes: &SaeSet,
         probe: Option<&Probe>,
         i: usize,
         layer: usize,
@@ -233,7 +233,7 @@ impl CircuitRun {
         let n_proteins = self.passes.len() as f64;
         let pass = &self.passes[i];
         let acts = pass.acts.as_ref().expect("ablation steps come after selection");
-        let s = sae_at(saes, layer).ok_or(AnalysisError::NoSae { layer })?;
+        let s = saes.get(layer).ok_or(AnalysisError::NoSae { layer })?;
         if !matches!(&self.current, Some((ci, cl, _)) if *ci == i && *cl == layer) {
             self.current = Some((i, layer, features::encode(acts, s, layer)));
         }
@@ -259,12 +259,11 @@ impl CircuitRun {
         let after_at = |m: usize| &after[m - layer];
 
         for (&m, targets) in self.selected.range(layer + 1..) {
-            let down = sae_at(saes, m).ok_or(AnalysisError::NoSae { layer: m })?;
+            let down = saes.get(m).ok_or(AnalysisError::NoSae { layer: m })?;
             let cols = Tensor::<1, Int>::from_data(TensorData::new(targets.iter().map(|&k| k as i64).collect(), [targets.len()]), &device);
             let k = targets.len();
-            let rows = |h: &Tensor<3>, rows: usize| h.clone().slice(s![.., 1..t - 1, ..]).reshape([rows * (t - 2), d]);
-            let base = down.encode_columns(rows(acts.hidden(m), 1), cols.clone()).reshape([1, t - 2, k]);
-            let changed = down.encode_columns(rows(after_at(m), b), cols).reshape([b, t - 2, k]);
+            let base = down.encode_columns(residue_rows(acts.hidden(m).clone()), cols.clone()).reshape([1, t - 2, k]);
+            let changed = down.encode_columns(residue_rows(after_at(m).clone()), cols).reshape([b, t - 2, k]);
             let mean_abs = (changed - base).abs().mean_dim(1).reshape([b * k]); // [b, k]
             let values = read_f32(mean_abs).await?;
             for (r, &j) in chosen.iter().enumerate() {
@@ -274,7 +273,7 @@ impl CircuitRun {
             }
         }
         if let Some(p) = probe.filter(|p| p.layer >= layer) {
-            let probe_sae = sae_at(saes, p.layer);
+            let probe_sae = saes.get(p.layer);
             let before = p.score(probe::inputs(acts.hidden(p.layer), p.layer, p.input, probe_sae)?, 1);
             let changed = p.score(probe::inputs(after_at(p.layer), p.layer, p.input, probe_sae)?, b);
             let drop = read_f32(before.expand([b]) - changed).await?;
@@ -286,7 +285,7 @@ impl CircuitRun {
     }
 
     /// The circuit so far (complete once [`Self::finished`]).
-    pub fn graph(&self, saes: &[(usize, Sae)], probe: Option<&Probe>) -> Graph {
+    pub fn graph(&self, saes: &SaeSet, probe: Option<&Probe>) -> Graph {
         let id = |l: usize, f: usize| format!("L{l}:F{f}");
         let behavior = probe.map(|p| behavior_name(&p.concept));
         let mut nodes = Vec::new();
@@ -307,7 +306,7 @@ impl CircuitRun {
                 edges.extend(out.into_iter().map(|(&(_, _, m, k), &w)| Edge { src: id(l, j), dst: id(m, k), weight: w, kind: "feat->feat".into() }));
             }
         }
-        let first = sae_at(saes, self.options.layers[0]);
+        let first = saes.get(self.options.layers[0]);
         let meta = serde_json::json!({
             "model": self.options.model_name,
             "behavior": behavior,
@@ -321,11 +320,6 @@ impl CircuitRun {
         });
         Graph { nodes, edges, meta }
     }
-}
-
-/// The SAE loaded for `layer`, from (layer, SAE) pairs.
-pub fn sae_at(saes: &[(usize, Sae)], layer: usize) -> Option<&Sae> {
-    saes.iter().find(|(l, _)| *l == layer).map(|(_, s)| s)
 }
 
 /// The explorer's short names for its two behaviors.

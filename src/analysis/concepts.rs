@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::labels::Annotated;
 use super::{tokens, AnalysisError};
-use crate::embed::read_f32;
+use crate::device::read_f32;
 use crate::esm::{Batch, EsmModel};
 use crate::features;
 use crate::sae::Sae;
@@ -74,7 +74,7 @@ pub async fn associate(
     top: usize,
 ) -> Result<ConceptTable, AnalysisError> {
     features::check(model, sae, layer)?;
-    let device = model.embeddings.word_embeddings.weight.device();
+    let device = model.device();
     let d = sae.d_sae;
     let t_n = THRESHOLDS.len();
     // The residues' hidden states are kept; features are encoded again on each pass over them.

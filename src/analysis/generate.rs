@@ -9,21 +9,39 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use super::circuit::sae_at;
 use super::AnalysisError;
 use crate::alphabet::{self, MASK, VOCAB};
-use crate::embed::read_f32;
-use crate::esm::{Batch, EsmModel};
+use crate::device::read_f32;
+use crate::esm::{residue_rows, Batch, EsmModel};
 use crate::features;
 use crate::intervene::{self, Edit};
-use crate::sae::Sae;
+use crate::sae::SaeSet;
 use crate::weights::random::splitmix64;
 
 /// Edits of features at one layer, applied during generation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Steer {
     pub layer: usize,
     pub edits: Vec<Edit>,
+}
+
+/// `LAYER:EDIT`, e.g. `3:clamp:17=8`: one edit of a steer.
+pub fn parse_steer(s: &str) -> Result<(usize, Edit), intervene::ParseError> {
+    let (layer, edit) = s.split_once(':').ok_or_else(|| intervene::ParseError::Steer(s.to_string()))?;
+    Ok((layer.trim().parse().map_err(|_| intervene::ParseError::Layer(layer.to_string()))?, edit.parse()?))
+}
+
+/// Steers with one entry per layer, ascending, each layer's edits in the order given.
+pub fn by_layer(steers: &[Steer]) -> Vec<Steer> {
+    let mut out: Vec<Steer> = Vec::new();
+    for s in steers {
+        match out.iter_mut().find(|o| o.layer == s.layer) {
+            Some(o) => o.edits.extend(s.edits.iter().cloned()),
+            None => out.push(s.clone()),
+        }
+    }
+    out.sort_by_key(|s| s.layer);
+    out
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,9 +91,9 @@ impl Rng {
 }
 
 /// Checks the steers against the model and the SAEs.
-pub fn check(model: &EsmModel, saes: &[(usize, Sae)], steers: &[Steer], residues: usize) -> Result<(), AnalysisError> {
+pub fn check(model: &EsmModel, saes: &SaeSet, steers: &[Steer], residues: usize) -> Result<(), AnalysisError> {
     for s in steers {
-        let sae = sae_at(saes, s.layer).ok_or(AnalysisError::NoSae { layer: s.layer })?;
+        let sae = saes.get(s.layer).ok_or(AnalysisError::NoSae { layer: s.layer })?;
         features::check(model, sae, s.layer)?;
         intervene::check_edits(&s.edits, sae.d_sae, residues)?;
     }
@@ -84,16 +102,15 @@ pub fn check(model: &EsmModel, saes: &[(usize, Sae)], steers: &[Steer], residues
 
 /// Logits `[T, vocab]` of one sequence (`<cls>` … `<eos>`) with `steers` (ascending layers)
 /// applied one layer after the other.
-pub fn steered_logits(model: &EsmModel, saes: &[(usize, Sae)], steers: &[Steer], tokens: &[u32], device: &Device) -> Result<Tensor<2>, AnalysisError> {
+pub fn steered_logits(model: &EsmModel, saes: &SaeSet, steers: &[Steer], tokens: &[u32], device: &Device) -> Result<Tensor<2>, AnalysisError> {
     let batch = Batch::new(&[tokens.to_vec()], device);
     let mut x = model.embeddings.forward(batch.input_ids.clone(), batch.attention_mask.clone()); // [1, T, d]
     let mut at = 0;
     for s in steers {
-        let sae = sae_at(saes, s.layer).ok_or(AnalysisError::NoSae { layer: s.layer })?;
+        let sae = saes.get(s.layer).ok_or(AnalysisError::NoSae { layer: s.layer })?;
         let (mut hidden, _) = model.hidden_between(at, s.layer, x, &batch);
         let h = hidden.pop().expect("hidden state at the steered layer");
-        let [_, t, d] = h.dims();
-        let encoded = sae.encode(h.clone().slice(s![0..1, 1..t - 1, ..]).reshape([t - 2, d]));
+        let encoded = sae.encode(residue_rows(h.clone()));
         x = intervene::patch(sae, h, &encoded, &s.edits)?;
         at = s.layer;
     }
@@ -105,12 +122,12 @@ pub fn steered_logits(model: &EsmModel, saes: &[(usize, Sae)], steers: &[Steer],
 /// Generates one sequence from `start` (residue tokens, `<mask>` allowed) with `steers`.
 pub async fn generate(
     model: &EsmModel,
-    saes: &[(usize, Sae)],
+    saes: &SaeSet,
     steers: &[Steer],
     start: &[u32],
     options: GenerateOptions,
 ) -> Result<Generated, AnalysisError> {
-    let device = model.embeddings.word_embeddings.weight.device();
+    let device = model.device();
     check(model, saes, steers, start.len())?;
     let mut steers = steers.to_vec();
     steers.sort_by_key(|s| s.layer);
@@ -143,7 +160,7 @@ pub async fn generate(
     let mut steered_activation = Vec::new();
     let acts = model.forward(&Batch::new(&[tokens], &device));
     for s in &steers {
-        let sae = sae_at(saes, s.layer).expect("checked");
+        let sae = saes.get(s.layer).expect("checked");
         let f = features::encode(&acts, sae, s.layer).features;
         let [_, d] = f.dims();
         let mean = read_f32(f.mean_dim(0).reshape([d])).await?;
@@ -181,7 +198,7 @@ fn sample(aa: &[u32], row: &[f32], options: GenerateOptions, rng: &mut Rng) -> u
 /// Σ_i log p(x_i | x with position i masked), unsteered, masking 16 positions at a time in a
 /// batch (one sequence per masked position).
 pub async fn pll(model: &EsmModel, tokens: &[u32], device: &Device) -> Result<f32, AnalysisError> {
-    let positions: Vec<usize> = (1..tokens.len() - 1).collect();
+    let positions: Vec<usize> = alphabet::residue_positions(tokens.len()).collect();
     let mut total = 0.0;
     for chunk in positions.chunks(16) {
         let masked: Vec<Vec<u32>> = chunk.iter().map(|&p| { let mut t = tokens.to_vec(); t[p] = MASK; t }).collect();

@@ -37,6 +37,8 @@ pub enum LabelError {
     Field { what: &'static str, place: String },
     #[error("neither UniProt JSON (primaryAccession / results) nor the explorer's features JSON (features[].examples)")]
     Unknown,
+    #[error(transparent)]
+    Fasta(#[from] crate::alphabet::InputError),
 }
 
 /// The explorer's behaviors under UniProt's feature names, so that one concept name serves both.
@@ -68,6 +70,21 @@ pub fn concepts(proteins: &[Annotated]) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = counts.into_iter().map(|(c, n)| (c.to_string(), n)).collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     out
+}
+
+/// Proteins from FASTA (without annotations; each named by its header, else its record number) or
+/// from either annotation format.
+pub fn read_proteins(text: &str) -> Result<Labelled, LabelError> {
+    if text.trim_start().starts_with('{') {
+        return read(text);
+    }
+    let records = crate::alphabet::parse_fasta(text)?;
+    let proteins = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Annotated { accession: if r.header.is_empty() { format!("record {}", i + 1) } else { r.header.clone() }, sequence: r.sequence(), segments: vec![] })
+        .collect();
+    Ok(Labelled { proteins, skipped: vec![] })
 }
 
 /// Reads either format, told apart by its fields.

@@ -9,7 +9,7 @@ pub mod labels;
 pub mod probe;
 
 use crate::alphabet::{self, InputError};
-use crate::embed::DeviceError;
+use crate::device::DeviceError;
 use crate::features::UseError;
 
 #[derive(Debug, thiserror::Error)]

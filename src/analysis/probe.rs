@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::labels::Annotated;
 use super::{tokens, AnalysisError};
-use crate::embed::read_f32;
-use crate::esm::{Batch, EsmModel};
+use crate::device::read_f32;
+use crate::esm::{residue_rows, Batch, EsmModel};
 use crate::features;
 use crate::sae::Sae;
 
@@ -72,9 +72,7 @@ impl Default for TrainOptions {
 
 /// The probe's input rows for the residues of hidden state `layer` (`[b, T, d]`): `[b·(T − 2), d]`.
 pub fn inputs(hidden: &Tensor<3>, layer: usize, input: ProbeInput, sae: Option<&Sae>) -> Result<Tensor<2>, AnalysisError> {
-    let h = hidden.clone();
-    let [b, t, d] = h.dims();
-    let x = h.slice(s![.., 1..t - 1, ..]).reshape([b * (t - 2), d]); // cls and eos dropped
+    let x = residue_rows(hidden.clone());
     match input {
         ProbeInput::Residual => Ok(x),
         ProbeInput::Features => Ok(sae.ok_or(AnalysisError::NoSae { layer })?.encode(x).features),
@@ -126,7 +124,7 @@ pub async fn train(
     if let Some(sae) = sae {
         features::check(model, sae, layer)?;
     }
-    let device = model.embeddings.word_embeddings.weight.device();
+    let device = model.device();
     let mut rows = Vec::with_capacity(proteins.len());
     for p in proteins {
         let acts = model.forward(&Batch::new(&[tokens(p)?], &device));

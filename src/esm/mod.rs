@@ -12,4 +12,4 @@ pub use config::{ConfigError, EsmConfig};
 pub use embeddings::EsmEmbeddings;
 pub use layer::{EsmIntermediate, EsmLayer, EsmOutput};
 pub use lm_head::EsmLMHead;
-pub use model::{Activations, Batch, EsmModel};
+pub use model::{residue_rows, Activations, Batch, EsmModel};

@@ -65,6 +65,13 @@ impl Activations {
     }
 }
 
+/// The residue rows of every sequence of hidden states, `<cls>` and `<eos>` dropped, flattened:
+/// `[batch, T, d]` → `[batch · (T − 2), d]`.
+pub fn residue_rows(h: Tensor<3>) -> Tensor<2> {
+    let [b, t, d] = h.dims();
+    h.slice(s![.., 1..t - 1, ..]).reshape([b * (t - 2), d])
+}
+
 /// `EsmForMaskedLM`: embeddings, the blocks, `emb_layer_norm_after`, the tied LM head.
 #[derive(Module, Debug)]
 pub struct EsmModel {
@@ -96,6 +103,11 @@ impl EsmModel {
 
     pub fn d_model(&self) -> usize {
         self.embeddings.word_embeddings.weight.dims()[1]
+    }
+
+    /// The device the weights live on, where every input of this model must be made.
+    pub fn device(&self) -> Device {
+        self.embeddings.word_embeddings.weight.device()
     }
 
     /// The full forward pass, keeping every hidden state.

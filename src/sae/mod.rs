@@ -168,3 +168,36 @@ impl TokenNorm {
         }
     }
 }
+
+/// The SAEs in use, at most one per layer (the hidden state each reads).
+#[derive(Debug, Clone, Default)]
+pub struct SaeSet(Vec<(usize, Sae)>);
+
+impl SaeSet {
+    /// The SAE that reads hidden state `layer`.
+    pub fn get(&self, layer: usize) -> Option<&Sae> {
+        self.0.iter().find(|(l, _)| *l == layer).map(|(_, s)| s)
+    }
+
+    /// Puts `sae` at `layer`, replacing the one there.
+    pub fn insert(&mut self, layer: usize, sae: Sae) {
+        self.0.retain(|(l, _)| *l != layer);
+        self.0.push((layer, sae));
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Sae)> {
+        self.0.iter().map(|(l, s)| (*l, s))
+    }
+}
+
+impl FromIterator<(usize, Sae)> for SaeSet {
+    fn from_iter<I: IntoIterator<Item = (usize, Sae)>>(iter: I) -> Self {
+        let mut set = SaeSet::default();
+        iter.into_iter().for_each(|(l, s)| set.insert(l, s));
+        set
+    }
+}

@@ -25,7 +25,7 @@ pub fn harvest(
     if records.is_empty() {
         return Err(TrainError::Data("no sequences to harvest activations from".into()));
     }
-    let device = model.embeddings.word_embeddings.weight.device();
+    let device = model.device();
     let mut parts = Vec::new();
     let mut rows = 0;
     for (i, record) in records.iter().enumerate() {

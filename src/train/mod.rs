@@ -22,7 +22,7 @@ pub mod harvest;
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::embed::{read_f32, DeviceError};
+use crate::device::{read_f32, DeviceError};
 use crate::sae::{Activation, InputNorm, Sae, SaeFormat};
 use crate::weights::random::splitmix64;
 

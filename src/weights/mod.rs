@@ -5,6 +5,7 @@
 //! those. Blocks then take their tensors through [`Vars`] (a prefix-walking view, as candle's
 //! `VarBuilder`), which checks every shape and returns a [`LoadError`] naming the tensor.
 
+pub mod detect;
 pub mod esm;
 pub mod pickle;
 pub mod random;
@@ -56,6 +57,12 @@ pub enum LoadError {
     Config(#[from] crate::esm::ConfigError),
     #[error("{source_name}: {detail}")]
     SaeConfig { source_name: String, detail: String },
+    #[error("{files}: not {what} plmscope can read; expected {expected}")]
+    Unrecognised { files: String, what: &'static str, expected: &'static str },
+    #[error("{files}: several files could be the {part}; give one")]
+    Ambiguous { files: String, part: String },
+    #[error("{file} needs {needs} beside it")]
+    Incomplete { file: String, needs: &'static str },
 }
 
 /// Little-endian element types found in weight files, with their conversion to f32.

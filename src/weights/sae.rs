@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::safetensors::OutTensor;
 use super::{pickle, safetensors, LoadError, TensorMap, Vars};
-use crate::embed::{read_f32, DeviceError};
+use crate::device::{read_f32, DeviceError};
 use crate::sae::{Activation, InputNorm, Sae, SaeFormat};
 
 /// An InterPLM-shaped ReLU SAE with deterministic random weights (the offline demo), read

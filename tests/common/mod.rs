@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use plmscope::alphabet;
-use plmscope::embed::read_f32;
+use plmscope::device::read_f32;
 use plmscope::esm::{Batch, EsmModel};
 use plmscope::weights::{safetensors, RawTensor, TensorMap};
 

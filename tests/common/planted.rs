@@ -6,7 +6,7 @@
 
 use burn::prelude::*;
 use plmscope::analysis::labels::{Annotated, Segment};
-use plmscope::embed::read_f32;
+use plmscope::device::read_f32;
 use plmscope::esm::{Batch, EsmModel};
 use plmscope::features;
 use plmscope::sae::{Activation, InputNorm, Sae, SaeFormat};
@@ -42,7 +42,7 @@ pub struct Planted {
     pub model: EsmModel,
     pub proteins: Vec<Annotated>,
     /// The SAE at layer 1 with the planted feature, and a random one at layer 2.
-    pub saes: Vec<(usize, Sae)>,
+    pub saes: plmscope::sae::SaeSet,
 }
 
 fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
@@ -129,5 +129,5 @@ pub async fn planted(proteins: usize, length: usize, device: &Device) -> Planted
     let first = sae(w_enc, b_enc, w_dec, d, device);
     let (w_enc, b_enc, w_dec) = random_sae(&mut rng, d);
     let second = sae(w_enc, b_enc, w_dec, d, device);
-    Planted { model, proteins, saes: vec![(LAYER, first), (2, second)] }
+    Planted { model, proteins, saes: [(LAYER, first), (2, second)].into_iter().collect() }
 }

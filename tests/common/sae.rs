@@ -1,7 +1,7 @@
 //! SAE fixtures (tests/reference/generate_sae.py) and their comparison, native and in wasm.
 
 use burn::prelude::*;
-use plmscope::embed::read_f32;
+use plmscope::device::read_f32;
 use plmscope::esm::{Batch, EsmConfig, EsmModel};
 use plmscope::features;
 use plmscope::intervene::{self, Edit, Op};

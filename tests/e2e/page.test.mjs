@@ -292,6 +292,46 @@ test('WebGPU build: the badge says so, features show, a lost device moves to the
   }
 });
 
+test('WebGPU build: a device lost during a circuit replays the journal on the CPU and the circuit ends as a CPU run does', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await open('?weights=random', true);
+  try {
+    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+    assert.equal(await page.textContent('#backend'), 'WebGPU');
+    const fasta = join(work, 'circuit.fasta');
+    writeFileSync(fasta, Array.from({ length: 6 }, (_, i) => `>p${i + 1}\n${SEQUENCE.slice(i)}${SEQUENCE.slice(0, i)}\n`).join(''));
+    await page.setInputFiles('#labels-file', fasta);
+    await waitText(page, 'labels-status', /^6 proteins from circuit\.fasta; annotated concepts: none/);
+    await page.fill('#circuit-layers', '2,5');
+    await page.fill('#circuit-top', '2');
+    await page.fill('#min-weight', '0');
+    await page.uncheck('#circuit-probe');
+    // The device goes as soon as step 3 of the circuit has finished.
+    await page.evaluate(() => {
+      const watched = document.getElementById('circuit-status');
+      const watch = new MutationObserver(() => {
+        if (/^Circuit: step 3 of \d+$/.test(watched.textContent)) { watch.disconnect(); window.workers[0].postMessage('lose-device'); }
+      });
+      watch.observe(watched, { childList: true, characterData: true, subtree: true });
+    });
+    await page.click('#circuit-run');
+    await waitText(page, 'circuit-status', /^Circuit over layers 2, 5: 4 nodes/);
+    assert.equal(await page.textContent('#backend'), 'CPU (WebAssembly)');
+    assert.match(await page.textContent('#status'), /GPU failed \(.*\); now on the CPU build with the same model, SAEs and sequence, the jobs replayed to their last finished step/);
+    const edges = () => page.evaluate(() => document.getElementById('graph')._cyreg.cy.edges().map((e) => `${e.data('source')}>${e.data('target')} ${e.data('w')}`).sort());
+    const resumed = await edges();
+    // The same circuit again, all on the CPU: the resumed run's graph, edge for edge.
+    await page.click('#circuit-run');
+    await waitText(page, 'circuit-status', /^Circuit over layers 2, 5: 4 nodes/);
+    const again = await edges();
+    assert.ok(resumed.length > 0);
+    assert.deepEqual(resumed, again);
+    await page.screenshot({ path: join(artifacts, 'webgpu-lost-circuit.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('probes, a live circuit in the graph view (cancel, save, reload) and the concept table', { timeout: 900_000, skip: !existsSync(explorerData) && 'no seed explorer data beside the repo' }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {

@@ -13,10 +13,11 @@ const UNIPROT_FIELDS = 'accession,sequence,ft_transmem,ft_signal,ft_binding,ft_m
 export const uniprotSearch = (query, size) =>
   `https://rest.uniprot.org/uniprotkb/search?format=json&size=${size}&fields=${UNIPROT_FIELDS}&query=${encodeURIComponent(query)}`;
 
-export function createAnalysis({ engine, seedFeaturesUrl, onGraph, onFeature }) {
+export function createAnalysis({ engine, modelName, seedFeaturesUrl, onGraph, onFeature }) {
   let concepts = null; // the last concept table
   let probe = null;
   let graph = null;
+  let cancelWanted = false;
   const error = (e) => { $('analysis-error').textContent = e ? e.message ?? String(e) : ''; };
 
   async function loadLabels(text, from) {
@@ -93,19 +94,31 @@ export function createAnalysis({ engine, seedFeaturesUrl, onGraph, onFeature }) 
     }
   });
 
+  // The page drives the circuit one step per request: the answer carries the progress, and a
+  // cancel is the next step not asked for.
   $('circuit-run').addEventListener('click', async () => {
     error();
     const layers = $('circuit-layers').value.split(',').map((s) => Number(s.trim()));
     const options = {
-      layers, topN: Number($('circuit-top').value), edgesPerFeature: Number($('circuit-edges').value), batch: 8, modelName: 'esm2_t6_8M (as loaded in plmscope)',
+      layers, topN: Number($('circuit-top').value), edgesPerFeature: Number($('circuit-edges').value), batch: 8, modelName: `${modelName()} (as loaded in plmscope)`,
     };
     $('circuit-run').disabled = true;
     $('circuit-cancel').disabled = false;
+    cancelWanted = false;
     $('circuit-status').textContent = 'Loading the SAEs of the circuit\'s layers…';
+    const bar = $('circuit-progress');
+    const t0 = performance.now();
     try {
-      const { result, ms } = await engine.request('circuit', { options, useProbe: $('circuit-probe').checked });
+      let { result: p } = await engine.request('circuit-start', { options, useProbe: $('circuit-probe').checked });
+      while (p.done < p.total) {
+        if (cancelWanted) throw new Error(`cancelled after ${p.done} of ${p.total} steps`);
+        p = (await engine.request('circuit-step', {})).result;
+        Object.assign(bar, { hidden: false, max: p.total, value: p.done });
+        $('circuit-status').textContent = `Circuit: step ${p.done} of ${p.total}`;
+      }
+      const { result } = await engine.request('circuit-graph', {});
       graph = result;
-      $('circuit-status').textContent = `Circuit over layers ${layers.join(', ')}: ${result.nodes.length} nodes, ${result.edges.length} edges in ${(ms / 1000).toFixed(1)} s — shown in the graph view as "live"`;
+      $('circuit-status').textContent = `Circuit over layers ${layers.join(', ')}: ${result.nodes.length} nodes, ${result.edges.length} edges in ${((performance.now() - t0) / 1000).toFixed(1)} s — shown in the graph view as "live"`;
       $('circuit-save').disabled = false;
       onGraph(result);
     } catch (e) {
@@ -114,10 +127,10 @@ export function createAnalysis({ engine, seedFeaturesUrl, onGraph, onFeature }) 
     } finally {
       $('circuit-run').disabled = false;
       $('circuit-cancel').disabled = true;
-      $('circuit-progress').hidden = true;
+      bar.hidden = true;
     }
   });
-  $('circuit-cancel').addEventListener('click', () => engine.post({ type: 'cancel' }));
+  $('circuit-cancel').addEventListener('click', () => { cancelWanted = true; });
   $('circuit-save').addEventListener('click', () => save('plmscope-circuit.json', graph));
 
   $('concepts-run').addEventListener('click', async () => {
@@ -166,13 +179,6 @@ export function createAnalysis({ engine, seedFeaturesUrl, onGraph, onFeature }) 
         $(id).replaceChildren(...Array.from({ length: n }, (_, i) => Object.assign(el('option', String(i + 1)), { value: String(i + 1) })));
       }
       $('probe-layer').value = String(n);
-    },
-    onProgress(d) {
-      const p = $('circuit-progress');
-      p.hidden = false;
-      p.max = d.total;
-      p.value = d.loaded;
-      $('circuit-status').textContent = `Circuit: step ${d.loaded} of ${d.total}`;
     },
     /** The best concepts of a feature at a layer, from the last concept table, as a line of text. */
     conceptsOf(layer, feature) {

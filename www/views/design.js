@@ -1,7 +1,7 @@
 // Steered generation and SAE training: the page's side. The worker generates and trains; this
 // module reads the controls, shows progress, the generated sequences and the training curves.
 
-import { editFromText, editToText } from '../state.js';
+import { editToText, parseSteers } from '../state.js';
 import { drawCurve } from './curves.js';
 import { download } from '../download.js';
 
@@ -14,20 +14,6 @@ const CURVES = [
   ['curve-dead', 'dead fraction', (m) => m.deadFraction],
 ];
 
-/** "3:clamp:17=8 5:scale:3=2" → [{layer: 3, edits: […]}, {layer: 5, edits: […]}]; throws on a bad part. */
-export function parseSteers(text) {
-  const byLayer = new Map();
-  for (const part of text.split(/[\s;]+/).filter(Boolean)) {
-    const m = /^(\d+):(.+)$/.exec(part);
-    const edit = m && editFromText(m[2]);
-    if (!edit) throw new Error(`"${part}" is not LAYER:EDIT, e.g. 3:clamp:17=8, 3:scale:5=2 or 3:ablate:9`);
-    const layer = Number(m[1]);
-    if (!byLayer.has(layer)) byLayer.set(layer, []);
-    byLayer.get(layer).push(edit);
-  }
-  return [...byLayer].sort(([a], [b]) => a - b).map(([layer, edits]) => ({ layer, edits }));
-}
-
 /** `n` random proteins of 100–300 residues from a seeded generator (the offline demo's data). */
 function randomProteins(n, seed) {
   let s = seed >>> 0 || 1;
@@ -39,8 +25,9 @@ function randomProteins(n, seed) {
   }).join('');
 }
 
-export function createDesign({ engine, currentSteer, openSequence, modelName }) {
+export function createDesign({ engine, currentSteer, openSequence, onInstalled }) {
   let generated = [];
+  let cancelWanted = false;
   let training = null; // {layer, total, batch, steps: [], metrics: [], ms: time spent stepping, pauseWanted}
   const error = (e) => { $('design-error').textContent = e ? e.message ?? String(e) : ''; };
   const num = (id) => Number($(id).value);
@@ -63,11 +50,22 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
     };
     $('gen-run').disabled = true;
     $('gen-cancel').disabled = false;
+    cancelWanted = false;
     $('gen-status').textContent = 'Generating…';
+    // One sample per request (steered and unsteered from its seed); a cancel is the next one not asked for.
+    const samples = num('gen-samples');
+    const bar = $('gen-progress');
+    const t0 = performance.now();
     try {
-      const { result, ms } = await engine.request('generate', { options, samples: num('gen-samples') });
-      generated = result;
-      $('gen-status').textContent = `${result.length} sequence${result.length === 1 ? '' : 's'}, each steered and unsteered from the same seed, in ${(ms / 1000).toFixed(1)} s`;
+      const out = [];
+      for (let i = 0; i < samples; i++) {
+        if (cancelWanted) throw new Error(`cancelled after ${i} of ${samples} samples`);
+        out.push((await engine.request('generate', { options: { ...options, seed: options.seed + i } })).result);
+        Object.assign(bar, { hidden: false, max: samples, value: i + 1 });
+        $('gen-status').textContent = `Sample ${i + 1} of ${samples}`;
+      }
+      generated = out;
+      $('gen-status').textContent = `${out.length} sequence${out.length === 1 ? '' : 's'}, each steered and unsteered from the same seed, in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
       renderGenerated();
       $('gen-save').disabled = false;
     } catch (e) {
@@ -76,10 +74,10 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
     } finally {
       $('gen-run').disabled = false;
       $('gen-cancel').disabled = true;
-      $('gen-progress').hidden = true;
+      bar.hidden = true;
     }
   });
-  $('gen-cancel').addEventListener('click', () => engine.post({ type: 'cancel' }));
+  $('gen-cancel').addEventListener('click', () => { cancelWanted = true; });
   $('gen-save').addEventListener('click', () => {
     const text = generated.map((g) => `>seed${g.seed} pll=${g.steered.pseudoLogLikelihood.toFixed(3)} ${activations(g.steered)}\n${g.steered.sequence}\n`).join('');
     download('plmscope-generated.fasta', new Blob([text], { type: 'text/plain' }));
@@ -176,10 +174,11 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
   }
 
   async function install(what) {
-    const { result } = await engine.request('train-install', { modelName: modelName() });
-    training.files = result;
+    const { result: { info, files } } = await engine.request('train-install', {});
+    training.files = files;
+    onInstalled(info);
     $('train-save').disabled = false;
-    $('train-status').textContent = `${what}; installed as the SAE of layer ${result.layer} for every view`;
+    $('train-status').textContent = `${what}; installed as the SAE of layer ${files.layer} for every view`;
   }
 
   $('train-start').addEventListener('click', async () => {
@@ -194,7 +193,8 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
     try {
       const fasta = await trainingFasta();
       $('train-status').textContent = 'Reading activations…';
-      const { result } = await engine.request('train-sae', { fasta, layer, maxTokens: num('train-max-tokens'), options });
+      const trainedOn = { input: 'the sequence in the viewer', random: `${num('train-random-n')} random proteins (seed ${num('train-seed')})`, file: $('train-file').files[0]?.name }[$('train-source').value];
+      const { result } = await engine.request('train-start', { fasta, trainedOn, layer, maxTokens: num('train-max-tokens'), options });
       training = { layer, total: options.steps, batch: options.batch, steps: [], metrics: [], ms: 0 };
       $('train-status').textContent = `${result.tokens} tokens of layer ${layer} from ${result.sequences} sequences; training…`;
       $('train-save').disabled = true;
@@ -222,13 +222,10 @@ export function createDesign({ engine, currentSteer, openSequence, modelName }) 
       $('train-layer').replaceChildren(...Array.from({ length: n }, (_, i) => Object.assign(el('option', String(i + 1)), { value: String(i + 1) })));
       $('train-layer').value = String(Math.min(3, n));
     },
+    /** The harvest's progress, the one task that reports inside a request. */
     onProgress(d) {
-      const bar = $(d.task === 'generate' ? 'gen-progress' : 'train-progress');
-      bar.hidden = false;
-      bar.max = d.total;
-      bar.value = d.loaded;
-      if (d.task === 'generate') $('gen-status').textContent = `Sample ${d.loaded} of ${d.total}`;
-      if (d.task === 'harvest') $('train-status').textContent = `Reading activations: sequence ${d.loaded} of ${d.total}`;
+      Object.assign($('train-progress'), { hidden: false, max: d.total, value: d.loaded });
+      $('train-status').textContent = `Reading activations: sequence ${d.loaded} of ${d.total}`;
     },
   };
 }

@@ -1,0 +1,109 @@
+//! Files in and out, and the session the verbs share: a model and SAEs opened from paths through
+//! the one format detector.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use plmscope::alphabet::{self, Record};
+use plmscope::session::Session;
+use plmscope::weights::detect::{self, NamedFile, PREFIX};
+use plmscope::weights::safetensors::{self, OutTensor};
+
+pub type Error = Box<dyn std::error::Error>;
+
+pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+}
+
+pub fn read_text(path: &Path) -> Result<String, Error> {
+    String::from_utf8(read(path)?).map_err(|_| format!("{} is not UTF-8 text", path.display()).into())
+}
+
+pub fn read_fasta(path: &Path) -> Result<Vec<Record>, Error> {
+    Ok(alphabet::parse_fasta(&read_text(path)?).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+}
+
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), Error> {
+    write(path, serde_json::to_string_pretty(value)?.as_bytes())
+}
+
+pub fn write_tensors(path: &Path, tensors: Vec<(String, OutTensor)>) -> Result<(), Error> {
+    write(path, &safetensors::write(tensors)?)
+}
+
+/// The files a path stands for: a folder's files, or the file itself.
+fn paths(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The start of a file: enough for the detector to tell its part.
+fn prefix(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(PREFIX as u64).read_to_end(&mut head))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(head)
+}
+
+/// The files of `path` that the detector picks (by `pick` over their starts), read whole.
+fn chosen(path: &Path, pick: impl Fn(&[NamedFile<'_>]) -> Result<Vec<usize>, plmscope::weights::LoadError>) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let paths = paths(path)?;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let heads = paths.iter().map(|p| prefix(p)).collect::<Result<Vec<_>, _>>()?;
+    let files: Vec<NamedFile<'_>> = names.iter().zip(&heads).map(|(name, bytes)| NamedFile { name, bytes }).collect();
+    pick(&files)?.into_iter().map(|i| Ok((names[i].clone(), read(&paths[i])?))).collect()
+}
+
+pub fn views(files: &[(String, Vec<u8>)]) -> Vec<NamedFile<'_>> {
+    files.iter().map(|(name, bytes)| NamedFile { name, bytes }).collect()
+}
+
+/// A session on the CPU with the model at `path` (a hub folder or a fair-esm `.pt`).
+pub fn open(model: &Path) -> Result<Session, Error> {
+    let mut session = Session::new(Device::flex());
+    let files = chosen(model, |f| Ok(detect::model_files(f)?.indices()))?;
+    session.load_model(&views(&files), &model.display().to_string())?;
+    Ok(session)
+}
+
+/// Installs the SAE at `path` (a file, or a SAELens folder) at `layer`.
+pub fn add_sae(session: &mut Session, layer: usize, path: &Path, k: Option<usize>) -> Result<(), Error> {
+    let files = chosen(path, |f| Ok(detect::sae_files(f)?.indices()))?;
+    session.load_sae(layer, &views(&files), k, &path.display().to_string())?;
+    Ok(())
+}
+
+/// `LAYER=PATH`.
+pub fn parse_layer_path(s: &str) -> Result<(usize, PathBuf), String> {
+    let (l, p) = s.split_once('=').ok_or_else(|| format!("\"{s}\" is not LAYER=PATH"))?;
+    Ok((l.parse().map_err(|_| format!("\"{l}\" is not a layer number"))?, PathBuf::from(p)))
+}
+
+/// Annotated proteins from a file (FASTA, UniProt JSON or the explorer's features JSON) into
+/// the session; prints what was skipped.
+pub fn load_labels(session: &mut Session, path: &Path) -> Result<(), Error> {
+    let info = session.load_labels(&read_text(path)?, None).map_err(|e| format!("{}: {e}", path.display()))?;
+    for s in &info.skipped {
+        eprintln!("skipped {s}");
+    }
+    Ok(())
+}
+
+/// Reads a tensor back on the CPU.
+pub fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, plmscope::device::DeviceError> {
+    pollster::block_on(plmscope::device::read_f32(t))
+}

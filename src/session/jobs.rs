@@ -1,0 +1,247 @@
+//! What a session does over many proteins: annotated proteins, probes, circuits, concept
+//! association, steered generation and SAE training. The long ones are steppers: the caller asks
+//! for the next step (or chunk of steps), gets the progress in every answer, and cancels by not
+//! asking again.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Result, Session, SessionError};
+use crate::alphabet::{self, Record};
+use crate::analysis::circuit::{CircuitOptions, CircuitRun, Graph, Progress};
+use crate::analysis::concepts::{self, ConceptTable};
+use crate::analysis::generate::{self, GenerateOptions, Generated, Steer};
+use crate::analysis::labels::{self, Labelled};
+use crate::analysis::probe::{self, Probe, ProbeInput};
+use crate::intervene::{Edit, Op};
+use crate::train::{harvest::harvest, StepMetrics, TrainOptions, Trainer};
+use crate::weights::sae::{self as sae_files, SaeLensOrigin};
+
+#[derive(Default)]
+pub(super) struct Jobs {
+    circuit: Option<CircuitJob>,
+    training: Option<TrainingJob>,
+}
+
+struct CircuitJob {
+    run: CircuitRun,
+    use_probe: bool,
+}
+
+struct TrainingJob {
+    layer: usize,
+    trainer: Trainer,
+    /// What the activations came from, as the caller named it.
+    trained_on: String,
+    last: Option<StepMetrics>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelsInfo {
+    pub proteins: usize,
+    pub concepts: Vec<(String, usize)>,
+    pub skipped: Vec<String>,
+}
+
+/// One generated sequence: `steers` by layer, from `start` (FASTA or a sequence, `<mask>`
+/// allowed) or else `length` masked residues.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateRequest {
+    #[serde(default)]
+    pub steers: Vec<Steer>,
+    #[serde(default)]
+    pub start: Option<String>,
+    pub length: usize,
+    pub rounds: usize,
+    pub mask_fraction: f32,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub seed: u64,
+}
+
+/// A sample generated twice from the same seed: steered, and unsteered while watching the same
+/// features (scale 1 leaves them as they are).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeneratedPair {
+    pub seed: u64,
+    pub steered: Generated,
+    pub baseline: Generated,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingInfo {
+    pub layer: usize,
+    pub tokens: usize,
+    pub sequences: usize,
+    pub steps: usize,
+}
+
+/// A trained SAE as a SAELens folder: `cfg.json` text and `sae_weights.safetensors` bytes.
+pub struct SaeLensFiles {
+    pub layer: usize,
+    pub cfg: String,
+    pub weights: Vec<u8>,
+}
+
+impl Session {
+    /// Annotated proteins (UniProt REST JSON, the explorer's features JSON, or FASTA without
+    /// annotations) for probes, circuits and concepts, replacing those held; `max` keeps the
+    /// first ones only.
+    pub fn load_labels(&mut self, text: &str, max: Option<usize>) -> Result<LabelsInfo> {
+        let Labelled { mut proteins, skipped } = labels::read_proteins(text)?;
+        proteins.truncate(max.unwrap_or(usize::MAX));
+        let info = LabelsInfo { proteins: proteins.len(), concepts: labels::concepts(&proteins), skipped };
+        self.labels = proteins;
+        Ok(info)
+    }
+
+    /// Trains a probe for `concept` at `layer` on the held proteins and keeps it for circuits.
+    pub async fn train_probe(&mut self, concept: &str, layer: usize, input: ProbeInput) -> Result<Probe> {
+        let sae = match input {
+            ProbeInput::Features => Some(self.sae(layer)?),
+            ProbeInput::Residual => None,
+        };
+        let p = probe::train(self.model()?, sae, &self.labels, concept, layer, input, probe::TrainOptions::default()).await?;
+        self.probe = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Keeps a saved probe (its JSON text).
+    pub fn load_probe(&mut self, json: &str) -> Result<Probe> {
+        let p = Probe::from_json(json)?;
+        self.probe = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Starts a circuit over the held proteins; with `use_probe`, the kept probe adds
+    /// feature → behavior edges. [`Session::circuit_step`] advances it.
+    pub fn circuit_start(&mut self, options: CircuitOptions, use_probe: bool) -> Result<Progress> {
+        let probe = if use_probe { Some(self.probe.as_ref().ok_or(SessionError::NoProbe)?) } else { None };
+        let run = CircuitRun::new(self.model()?, &self.saes, probe, &self.labels, options)?;
+        let progress = run.progress();
+        self.jobs.circuit = Some(CircuitJob { run, use_probe });
+        Ok(progress)
+    }
+
+    /// Runs the circuit's next step (none once it has finished).
+    pub async fn circuit_step(&mut self) -> Result<Progress> {
+        let model = &self.model.as_ref().ok_or(SessionError::NoModel)?.model;
+        let job = self.jobs.circuit.as_mut().ok_or(SessionError::NoCircuit)?;
+        if job.run.finished() {
+            return Ok(job.run.progress());
+        }
+        let probe = if job.use_probe { self.probe.as_ref() } else { None };
+        Ok(job.run.step(model, &self.saes, probe).await?)
+    }
+
+    /// The circuit in the seed explorer's graph schema.
+    pub fn circuit_graph(&self) -> Result<Graph> {
+        let job = self.jobs.circuit.as_ref().ok_or(SessionError::NoCircuit)?;
+        let probe = if job.use_probe { self.probe.as_ref() } else { None };
+        Ok(job.run.graph(&self.saes, probe))
+    }
+
+    /// Each feature of the SAE at `layer` against `concepts` of the held proteins (every concept
+    /// they have when empty), `top` per concept.
+    pub async fn concepts(&self, layer: usize, concepts: &[String], top: usize) -> Result<ConceptTable> {
+        let all: Vec<String>;
+        let concepts = if concepts.is_empty() {
+            all = labels::concepts(&self.labels).into_iter().map(|(c, _)| c).collect();
+            &all
+        } else {
+            concepts
+        };
+        Ok(concepts::associate(self.model()?, self.sae(layer)?, layer, &self.labels, concepts, top).await?)
+    }
+
+    /// One sequence generated with the request's steers and seed.
+    pub async fn generate(&self, request: &GenerateRequest) -> Result<Generated> {
+        self.generate_with(request, &request.steers).await
+    }
+
+    /// The request's sample steered and unsteered (same seed), the unsteered run watching the
+    /// steered features.
+    pub async fn generate_pair(&self, request: &GenerateRequest) -> Result<GeneratedPair> {
+        let watch: Vec<Steer> = request
+            .steers
+            .iter()
+            .map(|s| Steer { layer: s.layer, edits: s.edits.iter().map(|e| Edit { feature: e.feature, op: Op::Scale(1.0), positions: None }).collect() })
+            .collect();
+        let steered = self.generate_with(request, &request.steers).await?;
+        let baseline = self.generate_with(request, &watch).await?;
+        Ok(GeneratedPair { seed: request.seed, steered, baseline })
+    }
+
+    async fn generate_with(&self, r: &GenerateRequest, steers: &[Steer]) -> Result<Generated> {
+        let start = match r.start.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(text) => alphabet::parse_fasta(text)
+                .map_err(|e| SessionError::Request { what: "start sequence", detail: e.to_string() })?
+                .remove(0)
+                .residues,
+            None => vec![alphabet::MASK; r.length],
+        };
+        let options = GenerateOptions { rounds: r.rounds, mask_fraction: r.mask_fraction, temperature: r.temperature, top_p: r.top_p, seed: r.seed };
+        Ok(generate::generate(self.model()?, &self.saes, &generate::by_layer(steers), &start, options).await?)
+    }
+
+    /// Harvests hidden state `layer` of every residue of `records` (at most `max_tokens`) and
+    /// starts training an SAE on it, replacing any run before. `progress(done, total)` after each
+    /// sequence harvested; `trained_on` names the data in the SAE's cfg.json.
+    pub async fn train_start(
+        &mut self,
+        records: &[Record],
+        trained_on: &str,
+        layer: usize,
+        max_tokens: usize,
+        options: TrainOptions,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<TrainingInfo> {
+        let data = harvest(self.model()?, records, layer, max_tokens, progress)?;
+        let tokens = data.dims()[0];
+        // Only now that the new data is good: the previous run's data and Adam state are freed
+        // before the new run allocates its own, not both held on the device at once.
+        self.jobs.training = None;
+        let trainer = Trainer::new(data, options).await?;
+        self.jobs.training = Some(TrainingJob { layer, trainer, trained_on: trained_on.to_string(), last: None });
+        Ok(TrainingInfo { layer, tokens, sequences: records.len(), steps: options.steps })
+    }
+
+    /// Runs up to `n` more steps of the training (none after the last); returns their metrics.
+    pub async fn train_steps(&mut self, n: usize) -> Result<Vec<StepMetrics>> {
+        let job = self.jobs.training.as_mut().ok_or(SessionError::NoTraining)?;
+        let mut out = Vec::new();
+        while out.len() < n && job.trainer.steps_done() < job.trainer.options().steps {
+            let m = job.trainer.step().await?;
+            job.last = Some(m);
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// The SAE as trained so far, installed at its layer for every view and job.
+    pub fn install_trained(&mut self) -> Result<super::SaeInfo> {
+        let job = self.jobs.training.as_ref().ok_or(SessionError::NoTraining)?;
+        let (layer, sae) = (job.layer, job.trainer.sae());
+        self.install_sae(layer, sae, "SAE trained in this session", false)
+    }
+
+    /// The SAE as trained so far, as a SAELens folder. Its cfg.json's `plmscope` block says what
+    /// it was trained on, with which options, how far, and the last step's metrics.
+    pub async fn trained_saelens(&self) -> Result<SaeLensFiles> {
+        let job = self.jobs.training.as_ref().ok_or(SessionError::NoTraining)?;
+        let origin = SaeLensOrigin {
+            model_name: self.model_info()?.name,
+            hook_layer: job.layer,
+            plmscope: serde_json::json!({
+                "trained_on": job.trained_on,
+                "options": job.trainer.options(),
+                "steps_done": job.trainer.steps_done(),
+                "last_step": job.last,
+            }),
+        };
+        let (cfg, weights) = sae_files::to_saelens(&job.trainer.sae(), &origin).await?;
+        Ok(SaeLensFiles { layer: job.layer, cfg, weights })
+    }
+}

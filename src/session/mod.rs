@@ -1,0 +1,376 @@
+//! The one owner of what the page and the CLI do with a model: load it and its SAEs (through the
+//! one format detector), run a sequence and keep its pass, features at a layer, interventions with
+//! their downstream effect, and the analyses as jobs ([`jobs`]). `web.rs` and each CLI verb only
+//! translate arguments into these calls and the typed results back.
+
+mod jobs;
+
+pub use jobs::{GenerateRequest, GeneratedPair, LabelsInfo, SaeLensFiles, TrainingInfo};
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::alphabet::{self, Record};
+use crate::analysis::labels::{Annotated, LabelError};
+use crate::analysis::probe::Probe;
+use crate::analysis::AnalysisError;
+use crate::device::{read_f32, DeviceError};
+use crate::embed::{self, RecordOutput, ResiduePrediction};
+use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
+use crate::features::{self, Reconstruction, SparseEncoded, SparseFeatures, UseError};
+use crate::intervene::{self, Edit};
+use crate::sae::{Sae, SaeFormat, SaeSet};
+use crate::train::TrainError;
+use crate::weights::detect::{self, ModelFiles, NamedFile};
+use crate::weights::sae::SaveError;
+use crate::weights::{self, random, LoadError, Vars};
+
+/// The offline demo's seed: its random model and SAEs are the same bits everywhere (natively,
+/// in the page, in the benchmarks).
+pub const DEMO_SEED: u64 = random::SEED;
+/// Features of the offline demo's random SAEs (InterPLM-esm2-8m's width).
+pub const DEMO_D_SAE: usize = 10_240;
+/// Features listed per ranking in a [`FeaturesView`].
+pub const TOP_FEATURES: usize = 64;
+
+/// Why a session call could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("no model is loaded")]
+    NoModel,
+    #[error("run a sequence first")]
+    NoSequence,
+    #[error("no SAE is loaded for layer {0}")]
+    NoSae(usize),
+    #[error("no circuit has been started")]
+    NoCircuit,
+    #[error("no SAE is being trained")]
+    NoTraining,
+    #[error("train or load a probe first")]
+    NoProbe,
+    #[error("record {asked} of {records} does not exist")]
+    NoRecord { asked: usize, records: usize },
+    #[error("downstream layer {downstream} must come after the edited layer {layer}")]
+    Downstream { layer: usize, downstream: usize },
+    #[error("{what}: {detail}")]
+    Request { what: &'static str, detail: String },
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Input(#[from] alphabet::InputError),
+    #[error(transparent)]
+    Use(#[from] UseError),
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
+    #[error(transparent)]
+    Labels(#[from] LabelError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Save(#[from] SaveError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
+pub type Result<T> = std::result::Result<T, SessionError>;
+
+/// The loaded model, as the page and the CLI name it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelInfo {
+    /// What the caller called it (a hub repository, file names).
+    pub name: String,
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    /// Built by [`Session::load_random_model`]: the page must say so.
+    pub random_weights: bool,
+    /// A checkpoint plmscope wrote with random weights (its config.json says so).
+    pub random_checkpoint: bool,
+}
+
+/// An SAE installed at a layer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SaeInfo {
+    pub layer: usize,
+    pub name: String,
+    pub format: SaeFormat,
+    pub d_sae: usize,
+    pub has_rescale: bool,
+    /// The offline demo's random SAE: the page must say so.
+    pub random: bool,
+}
+
+/// The features of the shown sequence at one layer, sparse, with its predictions.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeaturesView {
+    pub header: String,
+    pub sequence: String,
+    pub layer: usize,
+    pub d_sae: usize,
+    pub features: SparseFeatures,
+    /// (feature, value), the largest first, at most [`TOP_FEATURES`].
+    pub top_by_max: Vec<(usize, f32)>,
+    pub top_by_mean: Vec<(usize, f32)>,
+    pub reconstruction: Reconstruction,
+    pub predictions: Vec<ResiduePrediction>,
+}
+
+/// A later layer's features before and after an intervention.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Downstream {
+    pub layer: usize,
+    pub before: SparseFeatures,
+    pub after: SparseFeatures,
+}
+
+/// An intervention on the shown sequence.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterventionView {
+    /// `[T, vocab]` after the intervention, row-major.
+    pub logits: Vec<f32>,
+    /// Per residue (cls/eos excluded).
+    pub delta_logprob: Vec<f32>,
+    pub predictions: Vec<ResiduePrediction>,
+    pub downstream: Option<Downstream>,
+}
+
+/// One record after an intervention, for batch output: every hidden state (the plain pass's
+/// before the edited layer) and the logits.
+pub struct Intervened {
+    /// `[n_layers + 1, T, d_model]`.
+    pub hidden_states: (Vec<usize>, Vec<f32>),
+    /// `[T, vocab]`.
+    pub logits: (Vec<usize>, Vec<f32>),
+}
+
+struct Loaded {
+    model: EsmModel,
+    info: ModelInfo,
+}
+
+/// The shown sequence's pass, kept so that interventions re-run only the layers after theirs.
+struct Cached {
+    record: Record,
+    batch: Batch,
+    acts: Activations,
+    /// `[T, vocab]` logits of the plain pass, on the host.
+    logits: Vec<f32>,
+    /// The SAE encoding last shown, by layer: what interventions at that layer start from.
+    encoded: Option<(usize, SparseEncoded)>,
+}
+
+/// A model on a device, its SAEs, the shown sequence and the jobs running on them.
+pub struct Session {
+    device: Device,
+    model: Option<Loaded>,
+    saes: SaeSet,
+    cache: Option<Cached>,
+    labels: Vec<Annotated>,
+    probe: Option<Probe>,
+    jobs: jobs::Jobs,
+}
+
+impl Session {
+    pub fn new(device: Device) -> Self {
+        Session { device, model: None, saes: SaeSet::default(), cache: None, labels: Vec::new(), probe: None, jobs: jobs::Jobs::default() }
+    }
+
+    fn loaded(&self) -> Result<&Loaded> {
+        self.model.as_ref().ok_or(SessionError::NoModel)
+    }
+
+    /// The loaded model.
+    pub fn model(&self) -> Result<&EsmModel> {
+        Ok(&self.loaded()?.model)
+    }
+
+    pub fn model_info(&self) -> Result<ModelInfo> {
+        Ok(self.loaded()?.info.clone())
+    }
+
+    /// The SAE at `layer`.
+    pub fn sae(&self, layer: usize) -> Result<&Sae> {
+        self.saes.get(layer).ok_or(SessionError::NoSae(layer))
+    }
+
+    fn install_model(&mut self, config: EsmConfig, model: EsmModel, name: String, random_weights: bool, random_checkpoint: bool) -> ModelInfo {
+        let info = ModelInfo {
+            name,
+            n_layers: config.num_hidden_layers,
+            d_model: config.hidden_size,
+            n_heads: config.num_attention_heads,
+            random_weights,
+            random_checkpoint,
+        };
+        // Everything else was made for the previous model: its width, its layers.
+        *self = Session::new(self.device.clone());
+        self.model = Some(Loaded { model, info: info.clone() });
+        info
+    }
+
+    /// Loads a model from the files the user has (a hub folder's, or a fair-esm `.pt`), replacing
+    /// the model and everything made with it.
+    pub fn load_model(&mut self, files: &[NamedFile<'_>], name: &str) -> Result<ModelInfo> {
+        let (config, model, random_checkpoint) = match detect::model_files(files)? {
+            ModelFiles::Hub { config, weights } => {
+                let text = detect::text(&files[config])?;
+                // plmscope's own random checkpoints say so in their config.json.
+                let marked = serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.get("plmscope_random_weights_seed").is_some());
+                let (c, m) = weights::esm::from_hub(text, files[weights].bytes, &self.device)?;
+                (c, m, marked)
+            }
+            ModelFiles::FairEsm { pt } => {
+                let (c, m) = weights::esm::from_fair_esm(files[pt].bytes, files[pt].name, &self.device)?;
+                (c, m, false)
+            }
+        };
+        Ok(self.install_model(config, model, name.to_string(), false, random_checkpoint))
+    }
+
+    /// The offline demo: esm2_t6_8M with the deterministic random weights of [`DEMO_SEED`].
+    pub fn load_random_model(&mut self) -> Result<ModelInfo> {
+        let config = EsmConfig::esm2_t6_8m();
+        let model = EsmModel::load(&Vars::random(DEMO_SEED, &self.device), &config)?;
+        let name = format!("random weights ({} layers, d_model {})", config.num_hidden_layers, config.hidden_size);
+        Ok(self.install_model(config, model, name, true, false))
+    }
+
+    /// InterPLM's published numbers for real esm2_t6_8M weights (sequence MKTA): pass or fail.
+    pub async fn self_check(&self) -> Result<crate::selfcheck::SelfCheck> {
+        Ok(crate::selfcheck::run(self.model()?, &self.device).await?)
+    }
+
+    /// Loads the SAE that reads hidden state `layer` from the user's files, replacing any other
+    /// at that layer. `k` for a top-k SAE whose file name does not give it.
+    pub fn load_sae(&mut self, layer: usize, files: &[NamedFile<'_>], k: Option<usize>, name: &str) -> Result<SaeInfo> {
+        let model = self.model()?;
+        let sae = weights::sae::load(detect::sae_files(files)?.source(files, k)?, model.d_model(), &self.device)?;
+        self.install_sae(layer, sae, name, false)
+    }
+
+    /// The offline demo's random InterPLM-shaped SAE at `layer`.
+    pub fn load_random_sae(&mut self, layer: usize) -> Result<SaeInfo> {
+        let sae = weights::sae::random_interplm(self.model()?.d_model(), DEMO_D_SAE, DEMO_SEED ^ layer as u64, &self.device)?;
+        self.install_sae(layer, sae, "random demo SAE", true)
+    }
+
+    /// Puts `sae` at `layer` for every view and job.
+    pub fn install_sae(&mut self, layer: usize, sae: Sae, name: &str, random: bool) -> Result<SaeInfo> {
+        features::check(self.model()?, &sae, layer)?;
+        let info = SaeInfo { layer, name: name.to_string(), format: sae.format, d_sae: sae.d_sae, has_rescale: sae.rescale.is_some(), random };
+        self.saes.insert(layer, sae);
+        if let Some(c) = self.cache.as_mut() {
+            c.encoded = None;
+        }
+        Ok(info)
+    }
+
+    /// Runs the `record`-th (0-based) sequence of a FASTA text and keeps its pass as the shown
+    /// sequence; returns its features at `layer`.
+    pub async fn run(&mut self, fasta: &str, record: usize, layer: usize) -> Result<FeaturesView> {
+        let model = self.model()?;
+        let records = alphabet::parse_fasta(fasta)?;
+        let chosen = records.get(record).ok_or(SessionError::NoRecord { asked: record + 1, records: records.len() })?.clone();
+        let batch = Batch::new(&[chosen.tokens()], &self.device);
+        let acts = model.forward(&batch);
+        let logits = read_f32(acts.logits.clone()).await?;
+        self.cache = Some(Cached { record: chosen, batch, acts, logits, encoded: None });
+        self.features_at(layer).await
+    }
+
+    /// Features at `layer` of the shown sequence (no forward pass).
+    pub async fn features_at(&mut self, layer: usize) -> Result<FeaturesView> {
+        let sae = self.sae(layer)?.clone();
+        let cached = self.cache.as_mut().ok_or(SessionError::NoSequence)?;
+        cached.encoded = None; // the last layer's, freed before this one is built
+        let (encoded, reconstruction) = features::encode_sparse(&sae, features::residues(&cached.acts, layer)).await?;
+        let summary = encoded.features.summary();
+        let view = FeaturesView {
+            header: cached.record.header.clone(),
+            sequence: cached.record.sequence(),
+            layer,
+            d_sae: sae.d_sae,
+            features: encoded.features.clone(),
+            top_by_max: top(&summary.max, TOP_FEATURES),
+            top_by_mean: top(&summary.mean, TOP_FEATURES),
+            reconstruction,
+            predictions: embed::predictions(&cached.logits, &cached.record.tokens(), 3),
+        };
+        cached.encoded = Some((layer, encoded));
+        Ok(view)
+    }
+
+    /// Edits features at `layer` of the shown sequence and re-runs only the layers after it;
+    /// with `downstream`, that later layer's features before and after.
+    pub async fn intervene(&self, layer: usize, edits: &[Edit], downstream: Option<usize>) -> Result<InterventionView> {
+        let model = self.model()?;
+        let cached = self.cache.as_ref().ok_or(SessionError::NoSequence)?;
+        let sae = self.sae(layer)?;
+        let after = match &cached.encoded {
+            Some((l, e)) if *l == layer => intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, e, edits),
+            _ => intervene::intervene(model, sae, layer, &cached.acts, &cached.batch, &features::encode(&cached.acts, sae, layer), edits),
+        }?;
+        let logits = read_f32(after.logits.clone()).await?;
+        let tokens = cached.record.tokens();
+        let downstream = match downstream {
+            Some(m) if m > layer => {
+                let down = self.sae(m)?;
+                let before = read_f32(features::encode(&cached.acts, down, m).features).await?;
+                let after = read_f32(features::encode(&after, down, m).features).await?;
+                Some(Downstream { layer: m, before: SparseFeatures::from_dense(&before, down.d_sae), after: SparseFeatures::from_dense(&after, down.d_sae) })
+            }
+            Some(m) => return Err(SessionError::Downstream { layer, downstream: m }),
+            None => None,
+        };
+        Ok(InterventionView {
+            delta_logprob: intervene::delta_logprob(&cached.logits, &logits, &tokens),
+            predictions: embed::predictions(&logits, &tokens, 3),
+            logits,
+            downstream,
+        })
+    }
+
+    /// Every hidden state and the logits of one record (batch work; the shown sequence stays).
+    pub async fn embed(&self, record: &Record) -> Result<RecordOutput> {
+        Ok(embed::run_record(self.model()?, &record.tokens(), &self.device).await?)
+    }
+
+    /// The features of every residue of one record at `layer`, dense: `[residues, d_sae]`, divided
+    /// by InterPLM's activation_rescale_factor when `normalized` (batch work).
+    pub async fn dense_features(&self, record: &Record, layer: usize, normalized: bool) -> Result<(Vec<usize>, Vec<f32>)> {
+        let (model, sae) = (self.model()?, self.sae(layer)?);
+        features::check(model, sae, layer)?;
+        let acts = model.forward(&Batch::new(&[record.tokens()], &self.device));
+        let mut f = features::encode(&acts, sae, layer).features;
+        if normalized {
+            f = sae.normalised_features(f);
+        }
+        let shape = f.dims().to_vec();
+        Ok((shape, read_f32(f).await?))
+    }
+
+    /// One record with `edits` at `layer` (batch work; the shown sequence stays).
+    pub async fn intervene_record(&self, record: &Record, layer: usize, edits: &[Edit]) -> Result<Intervened> {
+        let (model, sae) = (self.model()?, self.sae(layer)?);
+        let batch = Batch::new(&[record.tokens()], &self.device);
+        let cache = model.forward(&batch);
+        let encoded = features::encode(&cache, sae, layer);
+        let after = intervene::intervene(model, sae, layer, &cache, &batch, &encoded, edits)?;
+        let hidden: Vec<_> = (0..=model.n_layers()).map(|l| if l < layer { cache.hidden(l).clone() } else { after.hidden(l).clone() }).collect();
+        let hidden = Tensor::cat(hidden, 0); // [n_layers + 1, T, d]
+        let [_, t, v] = after.logits.dims();
+        let logits = after.logits.reshape([t, v]);
+        Ok(Intervened { hidden_states: (hidden.dims().to_vec(), read_f32(hidden).await?), logits: (vec![t, v], read_f32(logits).await?) })
+    }
+}
+
+fn top(values: &[f32], n: usize) -> Vec<(usize, f32)> {
+    let mut order: Vec<usize> = (0..values.len()).filter(|&j| values[j] > 0.0).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    order.into_iter().take(n).map(|j| (j, values[j])).collect()
+}
