@@ -82,5 +82,7 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   done
   echo
   echo "A browser without WebGPU downloads only one CPU package: cpu-threads when the page is cross-origin isolated, else cpu."
+  echo
+  cat pkg-build/bench/sizes.md
 } > BENCHMARKS.md
 cat BENCHMARKS.md

@@ -186,12 +186,6 @@ impl Plmscope {
         out(self.session.train_steps(n).await)
     }
 
-    /// Installs the SAE as trained so far at its layer.
-    #[wasm_bindgen(js_name = installTrained)]
-    pub fn install_trained(&mut self) -> Result<JsValue, JsError> {
-        out(self.session.install_trained())
-    }
-
     /// The SAE as trained so far as a SAELens folder: `{layer, cfg: text, weights: bytes}`.
     #[wasm_bindgen(js_name = trainedSaelens)]
     pub async fn trained_saelens(&self) -> Result<JsValue, JsError> {

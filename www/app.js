@@ -24,7 +24,7 @@ const view = { features: null, intervention: null, modelReady: false, saeLayers:
 // Loading
 // ---------------------------------------------------------------------------------------------
 const engine = createEngine({
-  initiate: (d) => setStatus(`${d.file}: starting`),
+  initiate: (d) => setStatus(`Fetching ${d.file}…`),
   progress: (d) => {
     if (d.task) { design.onProgress(d); return; }
     const p = $('progress');

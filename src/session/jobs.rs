@@ -220,13 +220,6 @@ impl Session {
         Ok(out)
     }
 
-    /// The SAE as trained so far, installed at its layer for every view and job.
-    pub fn install_trained(&mut self) -> Result<super::SaeInfo> {
-        let job = self.jobs.training.as_ref().ok_or(SessionError::NoTraining)?;
-        let (layer, sae) = (job.layer, job.trainer.sae());
-        self.install_sae(layer, sae, "SAE trained in this session", false)
-    }
-
     /// The SAE as trained so far, as a SAELens folder. Its cfg.json's `plmscope` block says what
     /// it was trained on, with which options, how far, and the last step's metrics.
     pub async fn trained_saelens(&self) -> Result<SaeLensFiles> {
