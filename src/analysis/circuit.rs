@@ -135,8 +135,17 @@ impl CircuitRun {
         }
         if let Some(p) = probe {
             features::check_layer(model, p.layer)?;
-            if p.input == probe::ProbeInput::Features && saes.get(p.layer).is_none() {
-                return Err(AnalysisError::NoSae { layer: p.layer });
+            let width = match p.input {
+                probe::ProbeInput::Features => saes.get(p.layer).ok_or(AnalysisError::NoSae { layer: p.layer })?.d_sae,
+                probe::ProbeInput::Residual => model.d_model(),
+            };
+            if p.weights.len() != width {
+                return Err(AnalysisError::Probe(format!(
+                    "the probe for {} reads {} values per residue, but its input at layer {} has {width}: it was trained on another model or SAE",
+                    p.concept,
+                    p.weights.len(),
+                    p.layer
+                )));
             }
         }
         if probe.is_none() && options.layers.len() < 2 {

@@ -55,6 +55,28 @@ pub struct GenerateOptions {
     pub seed: u64,
 }
 
+/// The most rounds one sequence may take: each is a forward pass, and a request must end.
+pub const MAX_ROUNDS: usize = 1000;
+
+impl GenerateOptions {
+    fn check(&self) -> Result<(), AnalysisError> {
+        let bad = |m: String| Err(AnalysisError::Generate(m));
+        if self.rounds > MAX_ROUNDS {
+            return bad(format!("{} rounds: at most {MAX_ROUNDS}", self.rounds));
+        }
+        if !(self.mask_fraction > 0.0 && self.mask_fraction <= 1.0) {
+            return bad(format!("the share masked per round ({}) must be within (0, 1]", self.mask_fraction));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad(format!("the temperature ({}) must be > 0", self.temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad(format!("top-p ({}) must be within (0, 1]", self.top_p));
+        }
+        Ok(())
+    }
+}
+
 impl Default for GenerateOptions {
     fn default() -> Self {
         Self { rounds: 10, mask_fraction: 0.15, temperature: 1.0, top_p: 0.9, seed: 0 }
@@ -92,6 +114,9 @@ impl Rng {
 
 /// Checks the steers against the model and the SAEs.
 pub fn check(model: &EsmModel, saes: &SaeSet, steers: &[Steer], residues: usize) -> Result<(), AnalysisError> {
+    if residues == 0 || residues > alphabet::MAX_RESIDUES {
+        return Err(AnalysisError::Generate(format!("a sequence of {residues} residues: ESM-2 reads 1..={}", alphabet::MAX_RESIDUES)));
+    }
     for s in steers {
         let sae = saes.get(s.layer).ok_or(AnalysisError::NoSae { layer: s.layer })?;
         features::check(model, sae, s.layer)?;
@@ -129,6 +154,7 @@ pub async fn generate(
 ) -> Result<Generated, AnalysisError> {
     let device = model.device();
     check(model, saes, steers, start.len())?;
+    options.check()?;
     let mut steers = steers.to_vec();
     steers.sort_by_key(|s| s.layer);
     let aa = amino_acids();

@@ -78,13 +78,30 @@ pub fn read_proteins(text: &str) -> Result<Labelled, LabelError> {
     if text.trim_start().starts_with('{') {
         return read(text);
     }
-    let records = crate::alphabet::parse_fasta(text)?;
-    let proteins = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| Annotated { accession: if r.header.is_empty() { format!("record {}", i + 1) } else { r.header.clone() }, sequence: r.sequence(), segments: vec![] })
-        .collect();
-    Ok(Labelled { proteins, skipped: vec![] })
+    let mut out = Labelled::default();
+    for (i, r) in crate::alphabet::parse_fasta(text)?.into_iter().enumerate() {
+        let accession = if r.header.is_empty() { format!("record {}", i + 1) } else { r.header.clone() };
+        match residues_of(&r.sequence()) {
+            Ok((sequence, _)) => out.proteins.push(Annotated { accession, sequence, segments: vec![] }),
+            Err(why) => out.skipped.push(format!("{accession}: {why}")),
+        }
+    }
+    Ok(out)
+}
+
+/// An annotated protein's sequence as the model reads it (one record, one letter per residue: a
+/// `<mask>` has no annotation to learn), and its number of residues; else why not.
+fn residues_of(sequence: &str) -> Result<(String, usize), String> {
+    let records = crate::alphabet::parse_fasta(sequence).map_err(|e| e.to_string())?;
+    let [record] = records.as_slice() else { return Err(format!("{} records where one sequence was expected", records.len())) };
+    let (text, n) = (record.sequence(), record.residues.len());
+    if text.len() != n {
+        return Err("an annotated sequence must not hold <mask>".into());
+    }
+    if n == 0 || n > MAX_RESIDUES {
+        return Err(format!("{n} residues (plmscope reads 1..={MAX_RESIDUES})"));
+    }
+    Ok((text, n))
 }
 
 /// Reads either format, told apart by its fields.
@@ -110,10 +127,13 @@ fn uniprot(entries: &[Value]) -> Result<Labelled, LabelError> {
         let place = || format!("UniProt entry {}", i + 1);
         let accession = e["primaryAccession"].as_str().ok_or_else(|| LabelError::Field { what: "primaryAccession", place: place() })?;
         let sequence = e["sequence"]["value"].as_str().ok_or_else(|| LabelError::Field { what: "sequence.value", place: accession.into() })?;
-        if sequence.is_empty() || sequence.len() > MAX_RESIDUES {
-            out.skipped.push(format!("{accession}: {} residues (plmscope reads 1..={MAX_RESIDUES})", sequence.len()));
-            continue;
-        }
+        let (sequence, n) = match residues_of(sequence) {
+            Ok(read) => read,
+            Err(why) => {
+                out.skipped.push(format!("{accession}: {why}"));
+                continue;
+            }
+        };
         let mut segments = Vec::new();
         for f in e["features"].as_array().into_iter().flatten() {
             let (Some(kind), Some(start), Some(end)) =
@@ -121,18 +141,19 @@ fn uniprot(entries: &[Value]) -> Result<Labelled, LabelError> {
             else {
                 continue; // unknown ends ("?"), or not a range
             };
-            let (start, end) = (start as usize, end as usize);
-            if start == 0 || end < start || end > sequence.len() {
-                out.skipped.push(format!("{accession}: {kind} {start}-{end} is outside its {} residues", sequence.len()));
+            // Compared as read (u64) before any cast: a usize is 32 bits in wasm.
+            if start == 0 || end < start || end > n as u64 {
+                out.skipped.push(format!("{accession}: {kind} {start}-{end} is outside its {n} residues"));
                 continue;
             }
+            let (start, end) = (start as usize, end as usize);
             segments.push(Segment { concept: kind.to_string(), start, end });
             let description = f["description"].as_str().unwrap_or("");
             if matches!(kind, "Domain" | "Motif" | "Region") && !description.is_empty() {
                 segments.push(Segment { concept: format!("{kind}: {description}"), start, end });
             }
         }
-        out.proteins.push(Annotated { accession: accession.into(), sequence: sequence.into(), segments });
+        out.proteins.push(Annotated { accession: accession.into(), sequence, segments });
     }
     Ok(out)
 }
@@ -147,17 +168,19 @@ fn explorer(v: &Value) -> Result<Labelled, LabelError> {
             let place = || format!("features[{i}].examples[{k}]");
             let field = |what| LabelError::Field { what, place: place() };
             let accession = e["accession"].as_str().ok_or_else(|| field("accession"))?;
-            let sequence = e["sequence"].as_str().ok_or_else(|| field("sequence"))?;
+            let (sequence, n) = residues_of(e["sequence"].as_str().ok_or_else(|| field("sequence"))?)
+                .map_err(|why| LabelError::Field { what: "sequence", place: format!("{} ({why})", place()) })?;
             let concept = behavior_concept(e["behavior"].as_str().ok_or_else(|| field("behavior"))?);
             let mut segments = Vec::new();
             for s in e["behavior_segments"].as_array().ok_or_else(|| field("behavior_segments"))? {
                 let (Some(a), Some(b)) = (s[0].as_u64(), s[1].as_u64()) else { return Err(field("behavior_segments")) };
-                if b < a || b as usize >= sequence.len() {
+                // Compared as read (u64) before any cast: a usize is 32 bits in wasm.
+                if b < a || b >= n as u64 {
                     return Err(field("behavior_segments"));
                 }
                 segments.push(Segment { concept: concept.into(), start: a as usize + 1, end: b as usize + 1 });
             }
-            seen.entry(accession.into()).or_insert(Annotated { accession: accession.into(), sequence: sequence.into(), segments });
+            seen.entry(accession.into()).or_insert(Annotated { accession: accession.into(), sequence, segments });
         }
     }
     Ok(Labelled { proteins: seen.into_values().collect(), skipped: vec![] })
@@ -195,5 +218,26 @@ mod tests {
         let bad = json.replace("[3, 5]", "[3, 6]");
         assert_eq!(read(&bad).unwrap_err().to_string(), "behavior_segments is missing or malformed in features[0].examples[0]");
         assert!(matches!(read("{\"x\": 1}"), Err(LabelError::Unknown)));
+        // Past the end as a u64 that a 32-bit cast would wrap into range.
+        let wrapped = json.replace("[3, 5]", "[3, 4294967297]");
+        assert_eq!(read(&wrapped).unwrap_err().to_string(), "behavior_segments is missing or malformed in features[0].examples[0]");
+        let masked = json.replace("MKTAYI", "MK<mask>AYI");
+        assert_eq!(read(&masked).unwrap_err().to_string(), "sequence is missing or malformed in features[0].examples[0] (an annotated sequence must not hold <mask>)");
+    }
+
+    #[test]
+    fn ranges_count_residues_not_bytes() {
+        // Spaces and a wrapped line are not residues; `*` ends the sequence; a bad letter is named.
+        let entry = |seq: &str| format!(r#"{{"primaryAccession": "P0X", "sequence": {{"value": "{seq}"}},
+          "features": [{{"type": "Signal", "location": {{"start": {{"value": 1}}, "end": {{"value": 6}}}}}}]}}"#);
+        let l = read(&entry("MKT AYI")).unwrap();
+        assert_eq!(l.proteins[0].sequence, "MKTAYI");
+        assert_eq!(l.proteins[0].labels("Signal"), [true; 6]);
+        let l = read(&entry("MKT AY")).unwrap();
+        assert_eq!(l.skipped, ["P0X: Signal 1-6 is outside its 5 residues"]);
+        let l = read(&entry("MK1AYI")).unwrap();
+        assert!(l.proteins.is_empty() && l.skipped[0].starts_with("P0X: record 1: '1' at residue 3"), "{:?}", l.skipped);
+        let l = read_proteins(">a\nMK<mask>A\n>b\nMKTA\n").unwrap();
+        assert_eq!((l.proteins.len(), l.skipped.as_slice()), (1, ["a: an annotated sequence must not hold <mask>".to_string()].as_slice()));
     }
 }

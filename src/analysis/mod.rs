@@ -26,6 +26,8 @@ pub enum AnalysisError {
     Probe(String),
     #[error("circuit: {0}")]
     Circuit(String),
+    #[error("generation: {0}")]
+    Generate(String),
     #[error(transparent)]
     Device(#[from] DeviceError),
 }

@@ -90,6 +90,10 @@ impl Probe {
         if p.mean.len() != d || p.std.len() != d {
             return Err(AnalysisError::Probe(format!("{d} weights but {} means and {} stds", p.mean.len(), p.std.len())));
         }
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        if !(finite(&p.weights) && finite(&p.mean) && finite(&p.std) && p.bias.is_finite()) || p.std.iter().any(|&s| s <= 0.0) {
+            return Err(AnalysisError::Probe("its weights, bias, means and stds must be finite numbers, the stds > 0".into()));
+        }
         Ok(p)
     }
 

@@ -61,6 +61,8 @@ pub enum LoadError {
     Unrecognised { files: String, what: &'static str, expected: &'static str },
     #[error("{files}: several files could be the {part}; give one")]
     Ambiguous { files: String, part: String },
+    #[error("tensor `{name}` holds {nan} NaN and {inf} infinite values of {total}: refused, as they would poison every result")]
+    NonFinite { name: String, nan: usize, inf: usize, total: usize },
     #[error("{file} needs {needs} beside it")]
     Incomplete { file: String, needs: &'static str },
 }

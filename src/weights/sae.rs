@@ -83,8 +83,12 @@ fn config_err(source_name: &str, detail: impl Into<String>) -> LoadError {
     LoadError::SaeConfig { source_name: source_name.to_string(), detail: detail.into() }
 }
 
-/// `d_in` must be the model's width: an SAE of another model reads nothing meaningful.
-fn check_d_in(source_name: &str, d_in: usize, d_model: usize) -> Result<(), LoadError> {
+/// `d_in` must be the model's width: an SAE of another model reads nothing meaningful. An SAE
+/// needs at least one feature.
+fn check_d_in(source_name: &str, d_in: usize, d_model: usize, d_sae: usize) -> Result<(), LoadError> {
+    if d_sae == 0 {
+        return Err(config_err(source_name, "the SAE has no features (d_sae = 0)"));
+    }
     if d_in != d_model {
         return Err(config_err(
             source_name,
@@ -119,7 +123,7 @@ fn interplm(tensors: TensorMap, name: &str, d_model: usize, device: &Device) -> 
         [a, b] => [a, b],
         ref other => return Err(LoadError::Shape { name: "encoder.weight".into(), expected: vec![0, d_model], found: other.to_vec() }),
     };
-    check_d_in(name, d_in, d_model)?;
+    check_d_in(name, d_in, d_model, d_sae)?;
     let sqrt_d = tensors.get("normalize_to_sqrt_d").map(|t| t.data.first().copied().unwrap_or(0.0) != 0.0).unwrap_or(false);
     let has_rescale = tensors.contains_key("activation_rescale_factor");
     let v = Vars::from_map(tensors, name, device);
@@ -149,7 +153,7 @@ fn interprot(tensors: TensorMap, name: &str, k: Option<usize>, d_model: usize, d
         [a, b] => [a, b],
         ref other => return Err(LoadError::Shape { name: "w_enc".into(), expected: vec![d_model, 0], found: other.to_vec() }),
     };
-    check_d_in(name, d_in, d_model)?;
+    check_d_in(name, d_in, d_model, d_sae)?;
     let k = k.or_else(|| k_from_name(name)).ok_or_else(|| {
         config_err(name, "a top-k SAE needs its k: name the file as InterProt does (…_k64…) or give k")
     })?;
@@ -175,7 +179,7 @@ fn interprot(tensors: TensorMap, name: &str, k: Option<usize>, d_model: usize, d
 fn saelens(cfg_json: &str, weights: &[u8], d_model: usize, device: &Device) -> Result<Sae, LoadError> {
     let source = "cfg.json";
     let cfg: SaeLensCfg = serde_json::from_str(cfg_json).map_err(|e| config_err(source, format!("not a SAELens config: {e}")))?;
-    check_d_in(source, cfg.d_in, d_model)?;
+    check_d_in(source, cfg.d_in, d_model, cfg.d_sae)?;
     let (d_in, d_sae) = (cfg.d_in, cfg.d_sae);
     let tensors = safetensors::read(weights, "sae_weights.safetensors")?;
     let v = Vars::from_map(tensors, "sae_weights.safetensors", device);

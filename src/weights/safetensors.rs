@@ -43,9 +43,10 @@ pub fn read(bytes: &[u8], source_name: &str) -> Result<TensorMap, LoadError> {
 }
 
 pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![1; shape.len()];
+    let mut strides = vec![1usize; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
-        strides[d] = strides[d + 1] * shape[d + 1];
+        // Saturating: a shape with a zero dimension holds nothing, whatever its other dimensions.
+        strides[d] = strides[d + 1].saturating_mul(shape[d + 1]);
     }
     strides
 }

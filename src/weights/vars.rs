@@ -89,6 +89,12 @@ impl Vars {
         if t.shape != shape {
             return Err(LoadError::Shape { name: full, expected: shape.to_vec(), found: t.shape });
         }
+        // A NaN or an infinity in a weight poisons every result downstream without a word.
+        let nan = t.data.iter().filter(|v| v.is_nan()).count();
+        let inf = t.data.iter().filter(|v| v.is_infinite()).count();
+        if nan + inf > 0 {
+            return Err(LoadError::NonFinite { name: full, nan, inf, total: t.data.len() });
+        }
         Ok(t)
     }
 
