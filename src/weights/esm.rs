@@ -18,10 +18,10 @@ pub fn from_hub(config_json: &str, model_safetensors: &[u8], device: &Device) ->
 /// A fair-esm ESM-2 checkpoint (`{"model": state_dict, "cfg": {"model": Namespace}}`); the
 /// configuration comes from `cfg.model`, the sizes it leaves out from the tensors.
 pub fn from_fair_esm(pt: &[u8], source_name: &str, device: &Device) -> Result<(EsmConfig, EsmModel), LoadError> {
-    let root = pickle::load_pt(pt, source_name)?;
+    let mut root = pickle::load_pt(pt, source_name)?;
     let bad = |detail: &str| LoadError::Format { source_name: source_name.to_string(), format: "fair-esm checkpoint", detail: detail.to_string() };
-    let state = root.get("model").ok_or_else(|| bad("no \"model\" state dict at the top level"))?;
-    let tensors = rename::from_fair_esm(state.tensors());
+    let state = root.remove("model").ok_or_else(|| bad("no \"model\" state dict at the top level"))?;
+    let tensors = rename::from_fair_esm(state.into_tensors());
     let cfg = root.get("cfg").and_then(|c| c.get("model")).or_else(|| root.get("args"));
     let int = |key: &str| cfg.and_then(|c| c.get(key)).and_then(Value::as_int).map(|v| v as usize);
     let embed = tensors

@@ -6,8 +6,9 @@
 //! `collections.OrderedDict`, and `argparse.Namespace` read as a plain record. Any other global
 //! (`os.system`, `builtins.eval`, ...) is refused by name; nothing is imported or called.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read};
+use std::rc::Rc;
 
 use super::safetensors::contiguous_strides;
 use super::{Dtype, LoadError, RawTensor, TensorMap};
@@ -27,7 +28,8 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     /// A record such as `argparse.Namespace`: its class and its attributes.
     Record { class: String, attrs: Vec<(Value, Value)> },
-    Tensor(RawTensor),
+    /// Shared, as Python shares the object: a memo reference costs no copy.
+    Tensor(Rc<RawTensor>),
     /// An allowlisted global, before it is called.
     Global(Global),
     /// A persistent storage reference.
@@ -62,17 +64,50 @@ impl Value {
         }
     }
 
-    /// The tensors of a state dict (a dict of name → tensor); other entries are skipped.
-    pub fn tensors(&self) -> TensorMap {
+    /// Takes `self[key]` out of a dict or record.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let items = match self {
+            Value::Dict(items) | Value::Record { attrs: items, .. } => items,
+            _ => return None,
+        };
+        let at = items.iter().position(|(k, _)| matches!(k, Value::Str(s) if s == key))?;
+        Some(items.remove(at).1)
+    }
+
+    /// The tensors of a state dict (a dict of name → tensor); other entries are skipped. A tensor
+    /// held nowhere else is moved, not copied.
+    pub fn into_tensors(self) -> TensorMap {
         let mut map = TensorMap::new();
         if let Value::Dict(items) = self {
             for (k, v) in items {
                 if let (Value::Str(name), Value::Tensor(t)) = (k, v) {
-                    map.insert(name.clone(), t.clone());
+                    map.insert(name, Rc::try_unwrap(t).unwrap_or_else(|shared| (*shared).clone()));
                 }
             }
         }
         map
+    }
+
+    /// Nodes a deep copy of this value makes (a tensor is one: it is shared), counted up to
+    /// `cap` only, so that counting costs no more than the budget it is checked against.
+    fn size(&self, cap: usize) -> usize {
+        let mut n = 1;
+        let add = |v: &Value, n: &mut usize| {
+            if *n <= cap {
+                *n += v.size(cap - *n);
+            }
+        };
+        match self {
+            Value::Tuple(xs) | Value::List(xs) => xs.iter().for_each(|x| add(x, &mut n)),
+            Value::Dict(items) | Value::Record { attrs: items, .. } => items.iter().for_each(|(k, v)| {
+                add(k, &mut n);
+                add(v, &mut n);
+            }),
+            Value::Str(text) => n += text.len() / 64,
+            Value::Bytes(b) => n += b.len() / 64,
+            _ => {}
+        }
+        n
     }
 }
 
@@ -108,10 +143,22 @@ pub fn load_pt(bytes: &[u8], source_name: &str) -> Result<Value, LoadError> {
         ));
     }
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format_err(format!("not a zip archive ({e})")))?;
-    let pkl = (0..zip.len())
-        .filter_map(|i| zip.name_for_index(i).map(str::to_string))
-        .find(|n| n.ends_with("data.pkl"))
-        .ok_or_else(|| format_err("the zip holds no data.pkl".into()))?;
+    // One reading only: torch, zip tools and this reader must not see different files in it.
+    let names: Vec<String> = (0..zip.len()).filter_map(|i| zip.name_for_index(i).map(str::to_string)).collect();
+    let mut seen = HashSet::new();
+    if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(format_err(format!("the zip holds {dup} twice")));
+    }
+    // The zip crate keeps one entry per name: a directory that lists more held a name twice.
+    if let Some(listed) = central_directory_entries(bytes).filter(|&n| n != names.len()) {
+        return Err(format_err(format!("the zip lists {listed} entries under {} names: a name is there twice", names.len())));
+    }
+    let roots: Vec<&String> = names.iter().filter(|n| n.ends_with("data.pkl")).collect();
+    let pkl = match roots.as_slice() {
+        [one] => (*one).clone(),
+        [] => return Err(format_err("the zip holds no data.pkl".into())),
+        many => return Err(format_err(format!("the zip holds {} pickles ({}): a checkpoint has one", many.len(), many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))),
+    };
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let mut pickle = Vec::new();
     zip.by_name(&pkl)
@@ -125,12 +172,23 @@ pub fn load_pt(bytes: &[u8], source_name: &str) -> Result<Value, LoadError> {
             .map_err(|e| format_err(format!("storage {name}: {e}")))?;
         Ok(out)
     };
-    Machine { source_name, storage_cache: HashMap::new() }.run(&pickle, &mut storages)
+    // The memo's copies may make this many nodes: a few per byte of pickle, as real pickles need.
+    let budget = NODE_BUDGET_BASE + NODE_BUDGET_PER_BYTE * pickle.len();
+    Machine { source_name, storage_cache: HashMap::new(), budget }.run(&pickle, &mut storages)
 }
+
+/// Containers inside containers, at most: a state dict is 4 or 5 deep; Clone and Drop recurse, and
+/// the browser's stack is 1 MiB.
+pub const MAX_DEPTH: u32 = 100;
+/// Nodes the memo's copies may make: this many, plus [`NODE_BUDGET_PER_BYTE`] per byte of pickle.
+pub const NODE_BUDGET_BASE: usize = 1 << 16;
+pub const NODE_BUDGET_PER_BYTE: usize = 4;
 
 struct Machine<'a> {
     source_name: &'a str,
     storage_cache: HashMap<String, Vec<u8>>,
+    /// Nodes the memo's copies may still make.
+    budget: usize,
 }
 
 impl Machine<'_> {
@@ -138,14 +196,31 @@ impl Machine<'_> {
         LoadError::Format { source_name: self.source_name.to_string(), format: "torch .pt", detail: detail.into() }
     }
 
+    /// Charges `n` nodes of copying to the budget.
+    fn charge(&mut self, n: usize) -> Result<(), LoadError> {
+        self.budget = self.budget.checked_sub(n).ok_or_else(|| {
+            self.err("the pickle copies its memo into more values than a checkpoint of its size holds (a memo bomb?)")
+        })?;
+        Ok(())
+    }
+
+    /// A deep copy of a memo value, paid for from the budget.
+    fn copy(&mut self, v: &(Value, u32)) -> Result<(Value, u32), LoadError> {
+        let n = v.0.size(self.budget);
+        self.charge(n)?;
+        Ok(v.clone())
+    }
+
     fn run(&mut self, code: &[u8], storages: &mut dyn FnMut(&str) -> Result<Vec<u8>, LoadError>) -> Result<Value, LoadError> {
-        let mut stack: Vec<Value> = Vec::new();
-        let mut memo: HashMap<u32, Value> = HashMap::new();
+        // Each value with its nesting depth (0 for a scalar), so that no container grows deeper
+        // than MAX_DEPTH without walking it.
+        let mut stack: Vec<(Value, u32)> = Vec::new();
+        let mut memo: HashMap<u32, (Value, u32)> = HashMap::new();
         let mut pos = 0usize;
         macro_rules! take {
             ($n:expr) => {{
-                let n = $n;
-                let s = code.get(pos..pos + n).ok_or_else(|| self.err("the pickle is truncated"))?;
+                let n: usize = $n;
+                let s = pos.checked_add(n).and_then(|end| code.get(pos..end)).ok_or_else(|| self.err("the pickle is truncated"))?;
                 pos += n;
                 s
             }};
@@ -155,14 +230,23 @@ impl Machine<'_> {
                 stack.pop().ok_or_else(|| self.err("the pickle pops an empty stack"))?
             };
         }
-        let pop_mark = |stack: &mut Vec<Value>, m: &Self| -> Result<Vec<Value>, LoadError> {
-            let at = stack.iter().rposition(|v| matches!(v, Value::Mark)).ok_or_else(|| m.err("MARK expected"))?;
+        let pop_mark = |stack: &mut Vec<(Value, u32)>, m: &Self| -> Result<Vec<(Value, u32)>, LoadError> {
+            let at = stack.iter().rposition(|(v, _)| matches!(v, Value::Mark)).ok_or_else(|| m.err("MARK expected"))?;
             let items = stack.split_off(at + 1);
             stack.pop();
             Ok(items)
         };
+        // The depth of a container holding values of depths `inner`.
+        let nest = |m: &Self, inner: u32| -> Result<u32, LoadError> {
+            if inner >= MAX_DEPTH {
+                return Err(m.err(format!("containers nested more than {MAX_DEPTH} deep")));
+            }
+            Ok(inner + 1)
+        };
+        let deepest = |items: &[(Value, u32)]| items.iter().map(|(_, d)| *d).max().unwrap_or(0);
+        let unzip = |items: Vec<(Value, u32)>| items.into_iter().map(|(v, _)| v).collect::<Vec<_>>();
         loop {
-            let op = *take!(1).first().unwrap();
+            let op = take!(1)[0];
             match op {
                 0x80 => {
                     take!(1); // PROTO
@@ -170,17 +254,23 @@ impl Machine<'_> {
                 0x95 => {
                     take!(8); // FRAME
                 }
-                b'.' => return stack.pop().ok_or_else(|| self.err("empty pickle")), // STOP
-                b'(' => stack.push(Value::Mark),
-                b'}' => stack.push(Value::Dict(Vec::new())),
-                b']' => stack.push(Value::List(Vec::new())),
-                b')' => stack.push(Value::Tuple(Vec::new())),
-                b'N' => stack.push(Value::None),
-                0x88 => stack.push(Value::Bool(true)),
-                0x89 => stack.push(Value::Bool(false)),
-                b'J' => stack.push(Value::Int(i32::from_le_bytes(take!(4).try_into().unwrap()) as i64)),
-                b'K' => stack.push(Value::Int(take!(1)[0] as i64)),
-                b'M' => stack.push(Value::Int(u16::from_le_bytes(take!(2).try_into().unwrap()) as i64)),
+                b'.' => {
+                    // STOP. Anything after it would be a second reading of the same file.
+                    if pos != code.len() {
+                        return Err(self.err(format!("{} bytes after the pickle's STOP", code.len() - pos)));
+                    }
+                    return stack.pop().map(|(v, _)| v).ok_or_else(|| self.err("empty pickle"));
+                }
+                b'(' => stack.push((Value::Mark, 0)),
+                b'}' => stack.push((Value::Dict(Vec::new()), 1)),
+                b']' => stack.push((Value::List(Vec::new()), 1)),
+                b')' => stack.push((Value::Tuple(Vec::new()), 1)),
+                b'N' => stack.push((Value::None, 0)),
+                0x88 => stack.push((Value::Bool(true), 0)),
+                0x89 => stack.push((Value::Bool(false), 0)),
+                b'J' => stack.push((Value::Int(i32::from_le_bytes(take!(4).try_into().unwrap()) as i64), 0)),
+                b'K' => stack.push((Value::Int(take!(1)[0] as i64), 0)),
+                b'M' => stack.push((Value::Int(u16::from_le_bytes(take!(2).try_into().unwrap()) as i64), 0)),
                 0x8a => {
                     // LONG1
                     let n = take!(1)[0] as usize;
@@ -190,136 +280,139 @@ impl Machine<'_> {
                     }
                     let mut buf = if b.last().is_some_and(|x| x & 0x80 != 0) { [0xffu8; 8] } else { [0u8; 8] };
                     buf[..n].copy_from_slice(b);
-                    stack.push(Value::Int(i64::from_le_bytes(buf)));
+                    stack.push((Value::Int(i64::from_le_bytes(buf)), 0));
                 }
-                b'G' => stack.push(Value::Float(f64::from_be_bytes(take!(8).try_into().unwrap()))),
+                b'G' => stack.push((Value::Float(f64::from_be_bytes(take!(8).try_into().unwrap())), 0)),
                 b'X' => {
                     let n = u32::from_le_bytes(take!(4).try_into().unwrap()) as usize;
-                    stack.push(Value::Str(String::from_utf8_lossy(take!(n)).into_owned()));
+                    stack.push((Value::Str(String::from_utf8_lossy(take!(n)).into_owned()), 0));
                 }
                 0x8c => {
                     let n = take!(1)[0] as usize;
-                    stack.push(Value::Str(String::from_utf8_lossy(take!(n)).into_owned()));
+                    stack.push((Value::Str(String::from_utf8_lossy(take!(n)).into_owned()), 0));
                 }
                 0x8d => {
-                    let n = u64::from_le_bytes(take!(8).try_into().unwrap()) as usize;
-                    stack.push(Value::Str(String::from_utf8_lossy(take!(n)).into_owned()));
+                    let n = usize::try_from(u64::from_le_bytes(take!(8).try_into().unwrap())).unwrap_or(usize::MAX);
+                    stack.push((Value::Str(String::from_utf8_lossy(take!(n)).into_owned()), 0));
                 }
                 b'B' => {
                     let n = u32::from_le_bytes(take!(4).try_into().unwrap()) as usize;
-                    stack.push(Value::Bytes(take!(n).to_vec()));
+                    stack.push((Value::Bytes(take!(n).to_vec()), 0));
                 }
                 b'C' => {
                     let n = take!(1)[0] as usize;
-                    stack.push(Value::Bytes(take!(n).to_vec()));
+                    stack.push((Value::Bytes(take!(n).to_vec()), 0));
                 }
-                b'q' => {
-                    let k = take!(1)[0] as u32;
-                    memo.insert(k, stack.last().cloned().ok_or_else(|| self.err("BINPUT on empty stack"))?);
+                b'q' | b'r' | 0x94 => {
+                    // BINPUT, LONG_BINPUT, MEMOIZE: a copy of the top, paid for.
+                    let k = match op {
+                        b'q' => take!(1)[0] as u32,
+                        b'r' => u32::from_le_bytes(take!(4).try_into().unwrap()),
+                        _ => memo.len() as u32,
+                    };
+                    let top = stack.last().ok_or_else(|| self.err("memo put on an empty stack"))?;
+                    let copy = self.copy(top)?;
+                    memo.insert(k, copy);
                 }
-                b'r' => {
-                    let k = u32::from_le_bytes(take!(4).try_into().unwrap());
-                    memo.insert(k, stack.last().cloned().ok_or_else(|| self.err("LONG_BINPUT on empty stack"))?);
-                }
-                0x94 => {
-                    let k = memo.len() as u32; // MEMOIZE
-                    memo.insert(k, stack.last().cloned().ok_or_else(|| self.err("MEMOIZE on empty stack"))?);
-                }
-                b'h' => {
-                    let k = take!(1)[0] as u32;
-                    stack.push(memo.get(&k).cloned().ok_or_else(|| self.err(format!("memo {k} unset")))?);
-                }
-                b'j' => {
-                    let k = u32::from_le_bytes(take!(4).try_into().unwrap());
-                    stack.push(memo.get(&k).cloned().ok_or_else(|| self.err(format!("memo {k} unset")))?);
+                b'h' | b'j' => {
+                    // BINGET, LONG_BINGET
+                    let k = if op == b'h' { take!(1)[0] as u32 } else { u32::from_le_bytes(take!(4).try_into().unwrap()) };
+                    let v = memo.get(&k).ok_or_else(|| self.err(format!("memo {k} unset")))?;
+                    let copy = self.copy(v)?;
+                    stack.push(copy);
                 }
                 b't' => {
                     let items = pop_mark(&mut stack, self)?;
-                    stack.push(Value::Tuple(items));
+                    let d = nest(self, deepest(&items))?;
+                    stack.push((Value::Tuple(unzip(items)), d));
                 }
-                0x85 => {
-                    let a = pop!();
-                    stack.push(Value::Tuple(vec![a]));
-                }
-                0x86 => {
-                    let b = pop!();
-                    let a = pop!();
-                    stack.push(Value::Tuple(vec![a, b]));
-                }
-                0x87 => {
-                    let c = pop!();
-                    let b = pop!();
-                    let a = pop!();
-                    stack.push(Value::Tuple(vec![a, b, c]));
+                0x85..=0x87 => {
+                    // TUPLE1, TUPLE2, TUPLE3
+                    let n = (op - 0x84) as usize;
+                    let at = stack.len().checked_sub(n).ok_or_else(|| self.err("the pickle pops an empty stack"))?;
+                    let items = stack.split_off(at);
+                    let d = nest(self, deepest(&items))?;
+                    stack.push((Value::Tuple(unzip(items)), d));
                 }
                 b'l' => {
                     let items = pop_mark(&mut stack, self)?;
-                    stack.push(Value::List(items));
+                    let d = nest(self, deepest(&items))?;
+                    stack.push((Value::List(unzip(items)), d));
                 }
                 b'd' => {
                     let items = pop_mark(&mut stack, self)?;
-                    stack.push(Value::Dict(pairs(items)));
+                    let d = nest(self, deepest(&items))?;
+                    stack.push((Value::Dict(pairs(unzip(items))), d));
                 }
-                b'a' => {
-                    let v = pop!();
+                b'a' | b'e' => {
+                    // APPEND, APPENDS
+                    let items = if op == b'a' { vec![pop!()] } else { pop_mark(&mut stack, self)? };
+                    let inner = nest(self, deepest(&items))?;
                     match stack.last_mut() {
-                        Some(Value::List(l)) => l.push(v),
+                        Some((Value::List(l), d)) => {
+                            *d = (*d).max(inner);
+                            l.extend(unzip(items));
+                        }
                         _ => return Err(self.err("APPEND to a non-list")),
                     }
                 }
-                b'e' => {
-                    let items = pop_mark(&mut stack, self)?;
-                    match stack.last_mut() {
-                        Some(Value::List(l)) => l.extend(items),
-                        _ => return Err(self.err("APPENDS to a non-list")),
-                    }
-                }
-                b's' => {
-                    let v = pop!();
-                    let k = pop!();
-                    set_items(stack.last_mut(), vec![(k, v)]).map_err(|e| self.err(e))?;
-                }
-                b'u' => {
-                    let items = pop_mark(&mut stack, self)?;
-                    set_items(stack.last_mut(), pairs(items)).map_err(|e| self.err(e))?;
+                b's' | b'u' => {
+                    // SETITEM, SETITEMS
+                    let items = if op == b's' {
+                        let v = pop!();
+                        let k = pop!();
+                        vec![k, v]
+                    } else {
+                        pop_mark(&mut stack, self)?
+                    };
+                    let inner = nest(self, deepest(&items))?;
+                    let target = stack.last_mut().map(|(v, d)| {
+                        *d = (*d).max(inner);
+                        v
+                    });
+                    set_items(target, pairs(unzip(items))).map_err(|e| self.err(e))?;
                 }
                 b'c' => {
                     let module = read_line(code, &mut pos).ok_or_else(|| self.err("truncated GLOBAL"))?;
                     let name = read_line(code, &mut pos).ok_or_else(|| self.err("truncated GLOBAL"))?;
-                    stack.push(self.global(&module, &name)?);
+                    stack.push((self.global(&module, &name)?, 0));
                 }
                 0x93 => {
-                    let name = pop!();
-                    let module = pop!();
+                    let (name, _) = pop!();
+                    let (module, _) = pop!();
                     match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => stack.push(self.global(&m, &n)?),
+                        (Value::Str(m), Value::Str(n)) => stack.push((self.global(&m, &n)?, 0)),
                         _ => return Err(self.err("STACK_GLOBAL without names")),
                     }
                 }
                 b'Q' => {
                     // BINPERSID: ('storage', storage type, key, location, numel)
-                    let pid = pop!();
+                    let (pid, _) = pop!();
                     let Value::Tuple(items) = pid else { return Err(self.err("persistent id is not a tuple")) };
                     match items.as_slice() {
                         [Value::Str(kind), Value::Global(Global::Storage(dtype)), Value::Str(key), ..] if kind == "storage" => {
-                            stack.push(Value::Storage { dtype: *dtype, key: key.clone() })
+                            stack.push((Value::Storage { dtype: *dtype, key: key.clone() }, 0))
                         }
                         _ => return Err(self.err("persistent id is not a torch storage")),
                     }
                 }
                 b'R' | 0x81 => {
                     // REDUCE / NEWOBJ: call an allowlisted global with a tuple of arguments.
-                    let args = pop!();
-                    let callable = pop!();
+                    let (args, _) = pop!();
+                    let (callable, _) = pop!();
                     let Value::Tuple(args) = args else { return Err(self.err("call arguments are not a tuple")) };
                     let Value::Global(g) = callable else { return Err(self.err("call of a value that is not an allowed global")) };
-                    stack.push(self.call(g, args, storages)?);
+                    let value = self.call(g, args, storages)?;
+                    let d = if matches!(value, Value::Tensor(_)) { 0 } else { 1 };
+                    stack.push((value, d));
                 }
                 b'b' => {
                     // BUILD: set a record's state; tensors' and dicts' extra state is dropped.
-                    let state = pop!();
-                    if let Some(Value::Record { attrs, .. }) = stack.last_mut() {
+                    let (state, depth) = pop!();
+                    let inner = nest(self, depth)?;
+                    if let Some((Value::Record { attrs, .. }, d)) = stack.last_mut() {
                         if let Value::Dict(items) = state {
+                            *d = (*d).max(inner);
                             attrs.extend(items);
                         }
                     }
@@ -376,23 +469,42 @@ impl Machine<'_> {
                 }
                 let bytes = &self.storage_cache[key];
                 let n_elements = bytes.len() / dtype.size();
-                let last = offset + shape.iter().zip(&strides).map(|(d, s)| d.saturating_sub(1) * s).sum::<usize>();
-                if shape.iter().product::<usize>() > 0 && last >= n_elements {
+                // Checked, so that no product or sum wraps (at 32 bits in wasm, 64 natively), and a
+                // view never reads more elements than its storage holds (a stride-0 view could
+                // otherwise ask for any number of copies of one element).
+                let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+                let last = shape.iter().zip(&strides).try_fold(offset, |at, (&d, &s)| at.checked_add(d.saturating_sub(1).checked_mul(s)?));
+                let (Some(numel), Some(last)) = (numel, last) else {
+                    return Err(self.err(format!("storage {key}: a tensor of shape {shape:?} and strides {strides:?} overflows")));
+                };
+                if numel > 0 && last >= n_elements {
                     return Err(self.err(format!(
                         "storage {key} holds {n_elements} elements but a tensor of shape {shape:?} reads element {last} (truncated file?)"
                     )));
                 }
+                if numel > n_elements {
+                    return Err(self.err(format!("storage {key} holds {n_elements} elements but a tensor of shape {shape:?} has {numel}")));
+                }
                 let dense = strides == contiguous_strides(&shape);
-                let data = if dense && offset == 0 && *dtype == Dtype::F32 && n_elements == shape.iter().product::<usize>() {
+                let data = if dense && offset == 0 && *dtype == Dtype::F32 && n_elements == numel {
                     bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
                 } else {
                     dtype.gather(bytes, offset, &shape, &strides)
                 };
-                Ok(Value::Tensor(RawTensor { shape, data, dtype: dtype.name().into() }))
+                Ok(Value::Tensor(Rc::new(RawTensor { shape, data, dtype: dtype.name().into() })))
             }
             Global::Storage(_) => Err(self.err("a storage type called as a function")),
         }
     }
+}
+
+/// The entry count of a zip's end-of-central-directory record (`None` for zip64, whose count is
+/// elsewhere, or when the record is not found).
+fn central_directory_entries(bytes: &[u8]) -> Option<usize> {
+    let tail = bytes.len().saturating_sub(22 + u16::MAX as usize);
+    let at = (tail..bytes.len().saturating_sub(21)).rev().find(|&i| bytes[i..].starts_with(b"PK\x05\x06"))?;
+    let n = u16::from_le_bytes([bytes[at + 10], bytes[at + 11]]);
+    (n != u16::MAX).then_some(n as usize)
 }
 
 fn read_line(code: &[u8], pos: &mut usize) -> Option<String> {
@@ -461,12 +573,107 @@ mod tests {
         let pickle = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01X\x01\x00\x00\x00wq\x02ctorch._utils\n_rebuild_tensor_v2\nq\x03((X\x07\x00\x00\x00storageq\x04ctorch\nFloatStorage\nq\x05X\x01\x00\x00\x000q\x06X\x03\x00\x00\x00cpuq\x07K\x06tq\x08QK\x00K\x02K\x03\x86q\tK\x01K\x02\x86q\n\x89h\x00)Rq\x0btq\x0cRq\rs.";
         let data: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
         let v = load_pt(&pt(pickle, &[("0", &data)]), "ok.pt").unwrap();
-        let t = &v.tensors()["w"];
+        let t = &v.into_tensors()["w"];
         assert_eq!(t.shape, vec![2, 3]);
         assert_eq!(t.data, vec![0.0, 2.0, 4.0, 1.0, 3.0, 5.0]);
         // The same file with its storage cut short.
         let err = load_pt(&pt(pickle, &[("0", &data[..20])]), "cut.pt").unwrap_err().to_string();
         assert!(err.contains("storage 0 holds 5 elements but a tensor of shape [2, 3] reads element 5"), "{err}");
+    }
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        for (name, bytes) in entries {
+            zip.start_file(*name, opts).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap();
+        buf.into_inner()
+    }
+
+    #[test]
+    fn a_memo_bomb_is_refused_within_its_budget() {
+        // A list, then 40 times: put it in the memo, fetch it twice, pair the copies. Python shares
+        // the list (40 steps of a few bytes); copying doubles it each step, 2^40 nodes.
+        let mut pickle = b"\x80\x02]".to_vec();
+        for _ in 0..40 {
+            pickle.extend(b"q\x00h\x00\x86");
+        }
+        pickle.push(b'.');
+        let err = load_pt(&pt(&pickle, &[]), "bomb.pt").unwrap_err().to_string();
+        assert_eq!(err, "bomb.pt is not a readable torch .pt file: the pickle copies its memo into more values than a checkpoint of its size holds (a memo bomb?)");
+    }
+
+    #[test]
+    fn nesting_has_a_limit() {
+        // 100,000 lists, each appended into the one before.
+        let mut pickle = b"\x80\x02".to_vec();
+        pickle.extend(std::iter::repeat_n(b']', 100_000));
+        pickle.extend(std::iter::repeat_n(b'a', 99_999));
+        pickle.push(b'.');
+        let err = load_pt(&pt(&pickle, &[]), "deep.pt").unwrap_err().to_string();
+        assert_eq!(err, format!("deep.pt is not a readable torch .pt file: containers nested more than {MAX_DEPTH} deep"));
+        // As deep with tuples of one, and with a mark per level.
+        let mut tuples = b"\x80\x02N".to_vec();
+        tuples.extend(std::iter::repeat_n(0x85u8, 100_000));
+        tuples.push(b'.');
+        assert!(load_pt(&pt(&tuples, &[]), "t.pt").unwrap_err().to_string().ends_with("deep"));
+        let mut marks = b"\x80\x02".to_vec();
+        marks.extend(std::iter::repeat_n(b'(', 100_000));
+        marks.extend(std::iter::repeat_n(b'l', 100_000));
+        marks.push(b'.');
+        assert!(load_pt(&pt(&marks, &[]), "m.pt").unwrap_err().to_string().ends_with("deep"));
+    }
+
+    /// `_rebuild_tensor_v2(storage 0 (FloatStorage), offset, size, stride, False, OrderedDict())`
+    /// in a dict under "w", with `size` and `stride` given as pickled tuples.
+    fn tensor_pickle(size: &[u8], stride: &[u8]) -> Vec<u8> {
+        let mut p = b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQK\x00".to_vec();
+        p.extend(size);
+        p.extend(stride);
+        p.extend(b"\x89ccollections\nOrderedDict\n)RtRs.");
+        p
+    }
+
+    #[test]
+    fn a_view_never_reads_more_than_its_storage() {
+        let data: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        // Stride 0: one element repeated 10^6 × 10^6 times.
+        let big = b"J\x40\x42\x0f\x00J\x40\x42\x0f\x00\x86";
+        let err = load_pt(&pt(&tensor_pickle(big, b"K\x00K\x00\x86"), &[("0", &data)]), "zero.pt").unwrap_err().to_string();
+        assert_eq!(err, "zero.pt is not a readable torch .pt file: storage 0 holds 6 elements but a tensor of shape [1000000, 1000000] has 1000000000000");
+        // Shape and strides whose products overflow a usize.
+        let huge = b"\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f\x86";
+        let err = load_pt(&pt(&tensor_pickle(huge, b"K\x01K\x01\x86"), &[("0", &data)]), "wrap.pt").unwrap_err().to_string();
+        assert!(err.ends_with("overflows"), "{err}");
+        // The honest view of the same storage still reads.
+        let ok = load_pt(&pt(&tensor_pickle(b"K\x02K\x03\x86", b"K\x03K\x01\x86"), &[("0", &data)]), "ok.pt").unwrap();
+        assert_eq!(ok.into_tensors()["w"].data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn one_reading_only() {
+        let data: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let pickle = tensor_pickle(b"K\x02K\x03\x86", b"K\x03K\x01\x86");
+        let mut trailing = pickle.clone();
+        trailing.extend(b"\x80\x02}.");
+        let err = load_pt(&pt(&trailing, &[("0", &data)]), "two.pt").unwrap_err().to_string();
+        assert_eq!(err, "two.pt is not a readable torch .pt file: 4 bytes after the pickle's STOP");
+        let roots = zip_of(&[("a/data.pkl", &pickle), ("b/data.pkl", &pickle), ("a/data/0", &data)]);
+        let err = load_pt(&roots, "roots.pt").unwrap_err().to_string();
+        assert_eq!(err, "roots.pt is not a readable torch .pt file: the zip holds 2 pickles (a/data.pkl, b/data.pkl): a checkpoint has one");
+        // Two entries of one name, each reader free to take either: written as two names, then
+        // the second renamed in place (a zip writer refuses to write it).
+        let mut dup = zip_of(&[("a/data.pkl", &pickle), ("a/data/0", &data), ("a/data/Z", &data)]);
+        for i in 0..dup.len() - 8 {
+            if &dup[i..i + 8] == b"a/data/Z" {
+                dup[i + 7] = b'0';
+            }
+        }
+        let err = load_pt(&dup, "dup.pt").unwrap_err().to_string();
+        assert_eq!(err, "dup.pt is not a readable torch .pt file: the zip lists 3 entries under 2 names: a name is there twice");
     }
 
     #[test]

@@ -64,7 +64,7 @@ struct SaeLensCfg {
 pub fn load(source: SaeSource<'_>, d_model: usize, device: &Device) -> Result<Sae, LoadError> {
     let sae = match source {
         SaeSource::Pt { bytes, name, k } => {
-            let tensors = pickle::load_pt(bytes, name)?.tensors();
+            let tensors = pickle::load_pt(bytes, name)?.into_tensors();
             from_state_dict(tensors, name, k, d_model, device)?
         }
         SaeSource::Safetensors { bytes, name, k } => {
