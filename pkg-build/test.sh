@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test: native (unit tests, parity with transformers, load errors, the CLI), the same parity
+# Every test: native (unit tests, parity with transformers, load errors, the CLI), a smoke run of
+# every fuzz target, the same parity
 # in headless Chromium on burn's WebGPU and CPU backends, and the built page driven by Playwright.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
 
 echo "== native"
 cargo test --release
+
+echo "== fuzzing: a short run of every target (pkg-build/fuzz.sh; SECURITY.md has the long run)"
+pkg-build/fuzz.sh 15
 
 echo "== wasm in headless Chromium (WebGPU and CPU backends)"
 export CHROMEDRIVER=/usr/bin/chromedriver

@@ -68,21 +68,21 @@ impl FromStr for Edit {
     }
 }
 
-/// `3-10,15` → `[3, 4, …, 10, 15]` (1-based, inclusive).
+/// `3-10,15` → `[3, 4, …, 10, 15]` (1-based, inclusive). No residue lies past the longest
+/// sequence ESM-2 reads, so that a range written in a link cannot ask for billions of positions.
 pub fn parse_positions(s: &str) -> Result<Vec<usize>, ParseError> {
     let bad = || ParseError::Positions(s.to_string());
+    let residue = |t: &str| t.parse::<usize>().ok().filter(|&p| (1..=crate::alphabet::MAX_RESIDUES).contains(&p)).ok_or_else(bad);
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-                if a == 0 || b < a {
-                    return Err(bad());
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.parse().ok().filter(|&p| p > 0).ok_or_else(bad)?),
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (residue(a.trim())?, residue(b.trim())?),
+            None => (residue(part)?, residue(part)?),
+        };
+        if b < a || out.len() + (b - a) >= crate::alphabet::MAX_RESIDUES {
+            return Err(bad());
         }
+        out.extend(a..=b);
     }
     Ok(out)
 }

@@ -100,3 +100,13 @@ fn files_the_detector_cannot_place_are_named() {
     assert_eq!(err, "a.pt, b.pt: several files could be the torch checkpoint; give one");
     say!("the detector names what it could not place");
 }
+
+#[test]
+fn hostile_pt_files_get_their_errors() {
+    for (name, bytes, want) in common::hostile::pt_cases() {
+        let err = plmscope::weights::pickle::load_pt(&bytes, name).unwrap_err().to_string();
+        assert_eq!(err, format!("{name} is not a readable torch .pt file: {want}"));
+    }
+    let err = plmscope::analysis::labels::read(common::hostile::WRAPPING_SEGMENT).unwrap_err().to_string();
+    assert_eq!(err, "behavior_segments is missing or malformed in features[0].examples[0]");
+}

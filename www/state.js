@@ -50,16 +50,21 @@ export function editFromText(text) {
   }
 }
 
-/** "3-5,9" → [3, 4, 5, 9] (1-based, inclusive); throws on anything else. */
+/** The longest sequence ESM-2 reads: no residue lies past it (src/alphabet.rs MAX_RESIDUES). */
+export const MAX_RESIDUES = 1022;
+
+/** "3-5,9" → [3, 4, 5, 9] (1-based, inclusive, at most MAX_RESIDUES in all); throws on anything else. */
 export function parsePositions(text) {
   const bad = () => new Error(`positions "${text}" are not residue numbers or ranges such as 3-10,15`);
+  const residue = (t) => {
+    if (!UNSIGNED.test(t) || Number(t) < 1 || Number(t) > MAX_RESIDUES) throw bad();
+    return Number(t);
+  };
   const out = [];
   for (const part of text.split(',').map((s) => s.trim())) {
     const range = splitOnce(part, '-');
-    const [a, b] = (range ?? [part, part]).map((s) => (range ? s.trim() : s));
-    if (!UNSIGNED.test(a) || !UNSIGNED.test(b)) throw bad();
-    const [from, to] = [Number(a), Number(b)];
-    if (from === 0 || to < from) throw bad();
+    const [from, to] = range ? [residue(range[0].trim()), residue(range[1].trim())] : [residue(part), residue(part)];
+    if (to < from || out.length + (to - from) >= MAX_RESIDUES) throw bad();
     for (let i = from; i <= to; i++) out.push(i);
   }
   return out;

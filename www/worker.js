@@ -11,14 +11,27 @@
 //   {status: 'note', note}                        a line for the status bar (fallbacks)
 // Long jobs (circuits, generation, SAE training) are steppers the page drives: it asks for the
 // next step, the answer carries the progress, and cancelling is not asking again.
-// A journal keeps every stateful request answered, with the bytes it read, so that after a lost
-// GPU the CPU build replays it: the model, the SAEs, the sequence, and a circuit or a training run
-// up to its last finished step.
+// A journal keeps every stateful request answered, with the bytes it read, so that a new engine can
+// replay it: the model, the SAEs, the sequence, and a circuit or a training run up to its last
+// finished step. A lost GPU device moves the work to the CPU build; a panic (a trap in the wasm)
+// restarts the same build, replays the journal and fails only the request that panicked.
 
 import { HUB, MODEL_REPO, hubModel, hubSae, hubSaeFile, fetchCached } from './loader.js';
 
 let engine = null;
 let backend = null;
+// Fresh instances of the wasm after a panic: a trapped instance is not to be trusted again.
+let instances = 0;
+// Why the GPU device was lost, once it has been: what tells a lost device from a panic.
+let deviceLost = null;
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    device.lost.then((info) => { deviceLost = info.message || info.reason || 'the device was lost'; });
+    return device;
+  };
+}
 // Threads for the CPU build (`?threads=N`; all cores by default), kept for a move to the CPU build.
 let threadsWanted = navigator.hardwareConcurrency;
 
@@ -40,7 +53,7 @@ async function start(wanted) {
 }
 
 async function build(name) {
-  const wasm = await import(`./pkg/${name}/plmscope.js`);
+  const wasm = await import(`./pkg/${name}/plmscope.js${instances ? `?instance=${instances}` : ''}`);
   await wasm.default();
   return wasm;
 }
@@ -123,21 +136,37 @@ const guarded = (work) => new Promise((resolve, reject) => {
   Promise.resolve().then(work).then(resolve, reject).finally(() => running.delete(reject));
 });
 
-/** Runs `work`; if the GPU device was lost, replays the journal on the CPU build and runs it again. */
+/** A new engine (on `kind`) with everything the journal holds. */
+async function rebuild(kind) {
+  instances += 1;
+  await start(kind);
+  for (const entry of journal) await apply[entry.kind](entry);
+}
+
+/**
+ * Runs `work`. If the GPU device was lost, replays the journal on the CPU build and runs it again;
+ * if the wasm panicked, replays it on a fresh instance of the same build and fails this request
+ * only (running it again would panic again).
+ */
 async function withFallback(work) {
   try {
     return await guarded(work);
   } catch (e) {
-    // A lost device shows as a WebGPU error or as a trap inside the wasm (a RuntimeError).
-    const lost = e instanceof WebAssembly.RuntimeError || /device|lost|gpu/i.test(String(e.message ?? e));
-    if (backend !== 'webgpu' || !lost) throw e;
     const why = String(e.message ?? e).split('\n')[0];
-    postMessage({ status: 'note', note: `The GPU failed (${why}); moving to the CPU build…` });
-    await start('cpu');
-    for (const entry of journal) await apply[entry.kind](entry);
-    const steps = journal.filter((j) => j.kind === 'circuit-step' || j.kind === 'train-steps').length;
-    postMessage({ status: 'note', note: `The GPU failed (${why}); now on the CPU build with the same model, SAEs and sequence${steps ? `, the jobs replayed to their last finished step` : ''}` });
-    return await work();
+    // The device's `lost` promise settles a moment after the failing read-back.
+    if (backend === 'webgpu' && !deviceLost) await new Promise((r) => setTimeout(r, 50));
+    if (backend === 'webgpu' && deviceLost) {
+      postMessage({ status: 'note', note: `The GPU failed (${why}); moving to the CPU build…` });
+      await rebuild('cpu');
+      const steps = journal.filter((j) => j.kind === 'circuit-step' || j.kind === 'train-steps').length;
+      postMessage({ status: 'note', note: `The GPU failed (${why}); now on the CPU build with the same model, SAEs and sequence${steps ? ', the jobs replayed to their last finished step' : ''}` });
+      return await work();
+    }
+    if (!(e instanceof WebAssembly.RuntimeError)) throw e;
+    postMessage({ status: 'note', note: `The engine failed (${why}); restarting it with the same model, SAEs and sequence…` });
+    await rebuild(backend);
+    postMessage({ status: 'note', note: 'The engine was restarted with the same model, SAEs and sequence' });
+    throw new Error(`${why}: the engine stopped on this request and was restarted with everything loaded before it`);
   }
 }
 
@@ -169,7 +198,8 @@ async function ensureSae(layer) {
 
 const handlers = {
   async 'load-model'({ source, backend: wanted, threads }) {
-    threadsWanted = threads ?? threadsWanted;
+    // ?threads=N, within 1..the cores there are: a link must not start a thousand workers.
+    if (Number.isFinite(threads)) threadsWanted = Math.min(Math.max(1, Math.floor(threads)), navigator.hardwareConcurrency);
     if (!engine) await start(wanted);
     let entry;
     if (source.kind === 'random') entry = { kind: 'model', random: true };

@@ -594,28 +594,8 @@ mod tests {
     }
 
     #[test]
-    fn a_memo_bomb_is_refused_within_its_budget() {
-        // A list, then 40 times: put it in the memo, fetch it twice, pair the copies. Python shares
-        // the list (40 steps of a few bytes); copying doubles it each step, 2^40 nodes.
-        let mut pickle = b"\x80\x02]".to_vec();
-        for _ in 0..40 {
-            pickle.extend(b"q\x00h\x00\x86");
-        }
-        pickle.push(b'.');
-        let err = load_pt(&pt(&pickle, &[]), "bomb.pt").unwrap_err().to_string();
-        assert_eq!(err, "bomb.pt is not a readable torch .pt file: the pickle copies its memo into more values than a checkpoint of its size holds (a memo bomb?)");
-    }
-
-    #[test]
     fn nesting_has_a_limit() {
-        // 100,000 lists, each appended into the one before.
-        let mut pickle = b"\x80\x02".to_vec();
-        pickle.extend(std::iter::repeat_n(b']', 100_000));
-        pickle.extend(std::iter::repeat_n(b'a', 99_999));
-        pickle.push(b'.');
-        let err = load_pt(&pt(&pickle, &[]), "deep.pt").unwrap_err().to_string();
-        assert_eq!(err, format!("deep.pt is not a readable torch .pt file: containers nested more than {MAX_DEPTH} deep"));
-        // As deep with tuples of one, and with a mark per level.
+        // tests/common/hostile.rs has lists appended into lists; here tuples of one, and a mark per level.
         let mut tuples = b"\x80\x02N".to_vec();
         tuples.extend(std::iter::repeat_n(0x85u8, 100_000));
         tuples.push(b'.');
@@ -638,16 +618,9 @@ mod tests {
     }
 
     #[test]
-    fn a_view_never_reads_more_than_its_storage() {
+    fn an_honest_view_reads_its_storage() {
+        // tests/common/hostile.rs has the views that read too much or overflow.
         let data: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
-        // Stride 0: one element repeated 10^6 × 10^6 times.
-        let big = b"J\x40\x42\x0f\x00J\x40\x42\x0f\x00\x86";
-        let err = load_pt(&pt(&tensor_pickle(big, b"K\x00K\x00\x86"), &[("0", &data)]), "zero.pt").unwrap_err().to_string();
-        assert_eq!(err, "zero.pt is not a readable torch .pt file: storage 0 holds 6 elements but a tensor of shape [1000000, 1000000] has 1000000000000");
-        // Shape and strides whose products overflow a usize.
-        let huge = b"\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f\x86";
-        let err = load_pt(&pt(&tensor_pickle(huge, b"K\x01K\x01\x86"), &[("0", &data)]), "wrap.pt").unwrap_err().to_string();
-        assert!(err.ends_with("overflows"), "{err}");
         // The honest view of the same storage still reads.
         let ok = load_pt(&pt(&tensor_pickle(b"K\x02K\x03\x86", b"K\x03K\x01\x86"), &[("0", &data)]), "ok.pt").unwrap();
         assert_eq!(ok.into_tensors()["w"].data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);

@@ -332,6 +332,32 @@ test('WebGPU build: a device lost during a circuit replays the journal on the CP
   }
 });
 
+test('a panic in the engine restarts it with everything loaded, and only the request that panicked fails', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  try {
+    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+    await page.fill('#sequence', SEQUENCE);
+    await page.click('#run');
+    await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+    // An SAE of 10^8 features asks for more memory than wasm32 has: the allocation panics.
+    await page.selectOption('#train-source', 'random');
+    for (const [id, v] of [['train-random-n', '2'], ['train-d-sae', '100000000'], ['train-steps', '5'], ['train-batch', '16']]) await page.fill(`#${id}`, v);
+    await page.click('#train-start');
+    await waitText(page, 'design-error', /the engine stopped on this request and was restarted with everything loaded before it$/);
+    assert.equal(await page.textContent('#status'), 'The engine was restarted with the same model, SAEs and sequence');
+    assert.match(await page.textContent('#summary'), /30 residues, layer 3, 10240 features/);
+    // The restarted engine holds the shown sequence: an intervention runs on it.
+    await page.selectOption('#op', 'ablate');
+    await page.click('#add-edit');
+    await page.waitForSelector('#delta .residue');
+    assert.equal(await page.locator('#delta .residue').count(), 30);
+    await page.screenshot({ path: join(artifacts, 'panic-restart.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('probes, a live circuit in the graph view (cancel, save, reload) and the concept table', { timeout: 900_000, skip: !existsSync(explorerData) && 'no seed explorer data beside the repo' }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {

@@ -1,0 +1,9 @@
+//! The `.pt` reader on any bytes: a value or a typed error, within its bounds.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(v) = plmscope::weights::pickle::load_pt(data, "fuzz.pt") {
+        let _ = v.into_tensors();
+    }
+});

@@ -1,0 +1,23 @@
+//! The text formats, each on the same input: FASTA, annotated proteins (UniProt and explorer JSON),
+//! probe JSON, circuit graph JSON, and the edit grammar (edits, positions, steers).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use plmscope::analysis::{circuit::Graph, generate, labels, probe::Probe};
+use plmscope::{alphabet, intervene};
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let _ = alphabet::parse_fasta(&text);
+    if let Ok(read) = labels::read_proteins(&text) {
+        for p in &read.proteins {
+            for (concept, _) in labels::concepts(&read.proteins) {
+                let _ = p.labels(&concept);
+            }
+        }
+    }
+    let _ = Probe::from_json(&text);
+    let _ = serde_json::from_str::<Graph>(&text);
+    let _ = text.parse::<intervene::Edit>();
+    let _ = intervene::parse_positions(&text);
+    let _ = generate::parse_steer(&text);
+});

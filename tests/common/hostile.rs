@@ -1,0 +1,58 @@
+//! Hostile files, made here, with the words of the error each must get: run natively
+//! (tests/hostile.rs) and in the browser's wasm32 (tests/web.rs), where a usize is 32 bits.
+
+use std::io::{Cursor, Write};
+
+/// A zip of `(name, bytes)` entries, stored.
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut buf = Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buf);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in entries {
+        zip.start_file(*name, opts).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+    buf.into_inner()
+}
+
+/// `{"w": _rebuild_tensor_v2(storage 0 (FloatStorage), 0, size, stride, False, OrderedDict())}` with
+/// `size` and `stride` as pickled tuples, in a `.pt` whose storage holds 6 floats.
+pub fn tensor_pt(size: &[u8], stride: &[u8]) -> Vec<u8> {
+    let mut p = b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQK\x00".to_vec();
+    p.extend(size);
+    p.extend(stride);
+    p.extend(b"\x89ccollections\nOrderedDict\n)RtRs.");
+    let data: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    zip_of(&[("a/data.pkl", &p), ("a/data/0", &data)])
+}
+
+/// (file name, `.pt` bytes, the end of the error it must get).
+pub fn pt_cases() -> Vec<(&'static str, Vec<u8>, String)> {
+    let mut bomb = b"\x80\x02]".to_vec();
+    for _ in 0..40 {
+        bomb.extend(b"q\x00h\x00\x86");
+    }
+    bomb.push(b'.');
+    let mut deep = b"\x80\x02".to_vec();
+    deep.extend(std::iter::repeat_n(b']', 100_000));
+    deep.extend(std::iter::repeat_n(b'a', 99_999));
+    deep.push(b'.');
+    // 2^31 as LONG1: fits a 32-bit usize, and three of them overflow a 64-bit one.
+    let two31 = b"\x8a\x05\x00\x00\x00\x80\x00";
+    let huge = [&two31[..], two31, two31, b"\x87"].concat();
+    vec![
+        ("bomb.pt", zip_of(&[("a/data.pkl", &bomb)]), "the pickle copies its memo into more values than a checkpoint of its size holds (a memo bomb?)".into()),
+        ("deep.pt", zip_of(&[("a/data.pkl", &deep)]), "containers nested more than 100 deep".into()),
+        (
+            "zero.pt",
+            tensor_pt(b"J\x40\x42\x0f\x00J\x40\x42\x0f\x00\x86", b"K\x00K\x00\x86"),
+            "storage 0 holds 6 elements but a tensor of shape [1000000, 1000000] has 1000000000000".into(),
+        ),
+        ("wrap.pt", tensor_pt(&huge, b"K\x01K\x01K\x01\x87"), "storage 0: a tensor of shape [2147483648, 2147483648, 2147483648] and strides [1, 1, 1] overflows".into()),
+    ]
+}
+
+/// The explorer's features JSON with a segment end that a 32-bit cast would wrap into range.
+pub const WRAPPING_SEGMENT: &str = r#"{"meta": {}, "features": [{"examples": [
+  {"accession": "Q1", "sequence": "MKTAYI", "behavior": "tm", "behavior_segments": [[0, 0], [3, 4294967297]]}]}]}"#;
