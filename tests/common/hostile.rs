@@ -46,8 +46,9 @@ pub fn pt_cases() -> Vec<(&'static str, Vec<u8>, String)> {
         ("deep.pt", zip_of(&[("a/data.pkl", &deep)]), "containers nested more than 100 deep".into()),
         (
             "zero.pt",
-            tensor_pt(b"J\x40\x42\x0f\x00J\x40\x42\x0f\x00\x86", b"K\x00K\x00\x86"),
-            "storage 0 holds 6 elements but a tensor of shape [1000000, 1000000] has 1000000000000".into(),
+            // Stride 0: one element repeated 2.5 × 10^9 times (a count that fits 32 bits too).
+            tensor_pt(b"J\x50\xc3\x00\x00J\x50\xc3\x00\x00\x86", b"K\x00K\x00\x86"),
+            "storage 0 holds 6 elements but a tensor of shape [50000, 50000] has 2500000000".into(),
         ),
         ("wrap.pt", tensor_pt(&huge, b"K\x01K\x01K\x01\x87"), "storage 0: a tensor of shape [2147483648, 2147483648, 2147483648] and strides [1, 1, 1] overflows".into()),
     ]
