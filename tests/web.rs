@@ -172,11 +172,6 @@ async fn webgpu_backend_trains_an_sae() {
 /// The hostile files of tests/hostile.rs in wasm32, where a usize is 32 bits: the same errors.
 #[wasm_bindgen_test]
 fn hostile_files_get_the_same_errors_at_32_bits() {
-    for (name, bytes, want) in common::hostile::pt_cases() {
-        let err = plmscope::weights::pickle::load_pt(&bytes, name).unwrap_err().to_string();
-        assert_eq!(err, format!("{name} is not a readable torch .pt file: {want}"));
-    }
-    let err = plmscope::analysis::labels::read(common::hostile::WRAPPING_SEGMENT).unwrap_err().to_string();
-    assert_eq!(err, "behavior_segments is missing or malformed in features[0].examples[0]");
+    common::hostile::check_all();
     say!("hostile files: the same errors in wasm32");
 }

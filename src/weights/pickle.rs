@@ -581,18 +581,6 @@ mod tests {
         assert!(err.contains("storage 0 holds 5 elements but a tensor of shape [2, 3] reads element 5"), "{err}");
     }
 
-    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut buf = Cursor::new(Vec::new());
-        let mut zip = zip::ZipWriter::new(&mut buf);
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-        for (name, bytes) in entries {
-            zip.start_file(*name, opts).unwrap();
-            zip.write_all(bytes).unwrap();
-        }
-        zip.finish().unwrap();
-        buf.into_inner()
-    }
-
     #[test]
     fn nesting_has_a_limit() {
         // tests/common/hostile.rs has lists appended into lists; here tuples of one, and a mark per level.
@@ -605,48 +593,6 @@ mod tests {
         marks.extend(std::iter::repeat_n(b'l', 100_000));
         marks.push(b'.');
         assert!(load_pt(&pt(&marks, &[]), "m.pt").unwrap_err().to_string().ends_with("deep"));
-    }
-
-    /// `_rebuild_tensor_v2(storage 0 (FloatStorage), offset, size, stride, False, OrderedDict())`
-    /// in a dict under "w", with `size` and `stride` given as pickled tuples.
-    fn tensor_pickle(size: &[u8], stride: &[u8]) -> Vec<u8> {
-        let mut p = b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQK\x00".to_vec();
-        p.extend(size);
-        p.extend(stride);
-        p.extend(b"\x89ccollections\nOrderedDict\n)RtRs.");
-        p
-    }
-
-    #[test]
-    fn an_honest_view_reads_its_storage() {
-        // tests/common/hostile.rs has the views that read too much or overflow.
-        let data: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
-        // The honest view of the same storage still reads.
-        let ok = load_pt(&pt(&tensor_pickle(b"K\x02K\x03\x86", b"K\x03K\x01\x86"), &[("0", &data)]), "ok.pt").unwrap();
-        assert_eq!(ok.into_tensors()["w"].data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
-    }
-
-    #[test]
-    fn one_reading_only() {
-        let data: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
-        let pickle = tensor_pickle(b"K\x02K\x03\x86", b"K\x03K\x01\x86");
-        let mut trailing = pickle.clone();
-        trailing.extend(b"\x80\x02}.");
-        let err = load_pt(&pt(&trailing, &[("0", &data)]), "two.pt").unwrap_err().to_string();
-        assert_eq!(err, "two.pt is not a readable torch .pt file: 4 bytes after the pickle's STOP");
-        let roots = zip_of(&[("a/data.pkl", &pickle), ("b/data.pkl", &pickle), ("a/data/0", &data)]);
-        let err = load_pt(&roots, "roots.pt").unwrap_err().to_string();
-        assert_eq!(err, "roots.pt is not a readable torch .pt file: the zip holds 2 pickles (a/data.pkl, b/data.pkl): a checkpoint has one");
-        // Two entries of one name, each reader free to take either: written as two names, then
-        // the second renamed in place (a zip writer refuses to write it).
-        let mut dup = zip_of(&[("a/data.pkl", &pickle), ("a/data/0", &data), ("a/data/Z", &data)]);
-        for i in 0..dup.len() - 8 {
-            if &dup[i..i + 8] == b"a/data/Z" {
-                dup[i + 7] = b'0';
-            }
-        }
-        let err = load_pt(&dup, "dup.pt").unwrap_err().to_string();
-        assert_eq!(err, "dup.pt is not a readable torch .pt file: the zip lists 3 entries under 2 names: a name is there twice");
     }
 
     #[test]
