@@ -128,9 +128,14 @@ async function record(entry, ...extra) {
 // A panic inside the wasm's async code traps outside every awaited promise: it shows only as
 // this worker's error event. Running work is failed with it, so that withFallback sees it.
 const running = new Set();
-const failRunning = (error) => { for (const reject of running) reject(error); };
-addEventListener('error', (e) => failRunning(e.error ?? new Error(e.message)));
-addEventListener('unhandledrejection', (e) => failRunning(e.reason));
+// Handled so (preventDefault), it is not reported again as the page's uncaught error.
+const failRunning = (event, error) => {
+  if (!running.size) return;
+  event.preventDefault();
+  for (const reject of running) reject(error);
+};
+addEventListener('error', (e) => failRunning(e, e.error ?? new Error(e.message)));
+addEventListener('unhandledrejection', (e) => failRunning(e, e.reason));
 const guarded = (work) => new Promise((resolve, reject) => {
   running.add(reject);
   Promise.resolve().then(work).then(resolve, reject).finally(() => running.delete(reject));
