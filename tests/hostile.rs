@@ -69,8 +69,11 @@ fn a_probe_of_another_width_is_refused_before_a_circuit_runs() {
     let options = CircuitOptions { layers: vec![1, 2], top_n: 2, edges_per_feature: 2, batch: 2, model_name: "tiny".into() };
     let err = CircuitRun::new(&p.model, &p.saes, Some(&probe), &p.proteins, options).err().unwrap().to_string();
     assert_eq!(err, "not a probe: the probe for Planted reads 3 values per residue, but its input at layer 1 has 64: it was trained on another model or SAE");
-    let nan = json.to_string().replace("\"bias\":0.0", "\"bias\":1e999");
-    assert!(Probe::from_json(&nan).is_err(), "an infinite bias reads as a probe");
+    // A std of 0 parses as JSON; only the probe's own check refuses it (JSON has no NaN to test).
+    let mut zero_std = json.clone();
+    zero_std["std"] = serde_json::json!([1.0, 1.0, 0.0]);
+    let err = Probe::from_json(&zero_std.to_string()).unwrap_err().to_string();
+    assert_eq!(err, "not a probe: its weights, bias, means and stds must be finite numbers, the stds > 0");
 }
 
 #[test]
