@@ -10,6 +10,8 @@ import { createGraphView, validateGraph } from './views/graph.js';
 import { createAnalysis } from './views/analysis.js';
 import { createDesign } from './views/design.js';
 import { isolate } from './isolation.js';
+import { HUB } from './loader.js';
+import { CAPS, allowedBy, checkSize, fetchCapped, linkUrl, originLabel, parseJson } from './hosts.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
@@ -117,8 +119,34 @@ function fillLayerPickers(n) {
   $('downstream').value = state.downstream ? String(state.downstream) : '';
 }
 
-// ?hub=URL reads the same files from a mirror of the Hugging Face hub's paths.
-const hubSource = () => ({ kind: 'hub', hub: params.get('hub') ?? undefined });
+// ?hub=URL reads the same files from a mirror of the Hugging Face hub's paths. The hub and this
+// site are read at once; any other origin only once the visitor has said yes, since its weights
+// decide every number the page shows.
+const hubChoice = (async () => {
+  const value = params.get('hub');
+  if (value === null) return { kind: 'hub' };
+  const url = linkUrl('hub', value);
+  if (url instanceof Error) {
+    $('link-error').textContent = `${url.message}: reading the Hugging Face hub instead`;
+    return { kind: 'hub' };
+  }
+  const hub = url.href.replace(/\/$/, '');
+  if (allowedBy(["'self'", HUB], url)) return { kind: 'hub', hub };
+  const box = $('confirm-hub');
+  $('confirm-hub-text').textContent = `This link asks to load the model and SAE weights from ${url.origin} (${hub}) instead of ` +
+    'the Hugging Face hub. plmscope runs no code from a weights file and checks what it reads, but the weights decide ' +
+    'every number this page shows: load them only from a host you trust.';
+  $('confirm-hub-load').textContent = `Load from ${url.origin}`;
+  box.hidden = false;
+  $('confirm-hub-load').focus();
+  setStatus(`Waiting: load the weights from ${url.origin}?`);
+  const yes = await new Promise((resolve) => {
+    $('confirm-hub-load').onclick = () => resolve(true);
+    $('confirm-hub-refuse').onclick = () => resolve(false);
+  });
+  box.hidden = true;
+  return yes ? { kind: 'hub', hub, confirmed: true } : { kind: 'hub' };
+})();
 
 async function loadModel(source) {
   view.modelReady = false;
@@ -128,13 +156,13 @@ async function loadModel(source) {
     const { result } = await engine.request('load-model', { source, backend: params.get('backend'), threads: Number(params.get('threads')) || undefined });
     onModelReady(result);
   } catch (e) {
-    if (source.kind === 'hub') loadModel({ kind: 'random', reason: `the Hugging Face hub could not be reached: ${e.message}` });
+    if (source.kind === 'hub') loadModel({ kind: 'random', reason: `random weights: those from ${originLabel(new URL(source.hub ?? HUB).origin)} did not load (${e.message})` });
     else showLoadError(e.message);
   }
 }
 
 async function loadSae(layer, source) {
-  const weightsSource = source ?? (params.get('weights') === 'random' || view.randomWeights ? { kind: 'random' } : hubSource());
+  const weightsSource = source ?? (params.get('weights') === 'random' || view.randomWeights ? { kind: 'random' } : await hubChoice);
   $('sae-status').textContent = `Loading the SAE of layer ${layer}…`;
   try {
     onSaeReady((await engine.request('load-sae', { layer, source: weightsSource })).result);
@@ -223,9 +251,8 @@ $('fetch-uniprot').addEventListener('click', async () => {
   $('input-error').textContent = '';
   if (!/^[A-Za-z0-9_-]{3,20}$/.test(acc)) { $('input-error').textContent = `"${acc}" is not a UniProt accession`; return; }
   try {
-    const r = await fetch(`https://rest.uniprot.org/uniprotkb/${encodeURIComponent(acc)}.fasta`);
-    if (!r.ok) throw new Error(`UniProt answered HTTP ${r.status} for ${acc}`);
-    $('sequence').value = await r.text();
+    const url = `https://rest.uniprot.org/uniprotkb/${encodeURIComponent(acc)}.fasta`;
+    $('sequence').value = new TextDecoder().decode(await fetchCapped(url, { name: `${acc}.fasta`, cap: CAPS.fasta }));
     updateRecordPicker();
     run();
   } catch (e) {
@@ -417,25 +444,23 @@ $('export-csv').addEventListener('click', () => {
 // Circuits
 // ---------------------------------------------------------------------------------------------
 // By default the graphs are read beside the page (the local demo serves the seed explorer's data
-// there); ?graphs=URL points at any other copy of the same files.
-const graphBase = params.get('graphs') ?? new URL('../explorer-data/', import.meta.url).href;
+// there); ?graphs=URL points at any other copy of the same files on a host the page reads from.
+const graphLink = params.get('graphs') === null ? null : linkUrl('graphs', params.get('graphs'));
+const graphBase = graphLink instanceof URL ? graphLink.href.replace(/\/?$/, '/') : new URL('../explorer-data/', import.meta.url).href;
 const graphs = {};
 let graph = null;
 
 async function loadGraph(name) {
   const status = $('graph-status');
   try {
+    if (graphLink instanceof Error) throw graphLink;
     if (!graphs[name]) {
-      const get = async (file) => {
-        const r = await fetch(new URL(file, graphBase.endsWith('/') ? graphBase : `${graphBase}/`));
-        if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
-        return r.json();
-      };
+      const get = async (file) => parseJson(await fetchCapped(new URL(file, graphBase), { name: file, cap: CAPS.json }), file);
       graphs[name] = { graph: validateGraph(await get(`${name}_circuit_graph.json`)), features: await get(`features_${name}.json`).catch(() => null) };
     }
     showGraph(name);
   } catch (e) {
-    status.textContent = `Could not load the ${name} graph from ${graphBase}: ${e.message}. Drop a graph file instead.`;
+    status.textContent = `Could not load the ${name} graph from ${graphLink instanceof Error ? '?graphs=' : graphBase}: ${e.message}. Drop a graph file instead.`;
   }
 }
 
@@ -462,7 +487,7 @@ $('graph-file').addEventListener('change', async (e) => {
   const file = e.target.files[0];
   if (!file) return;
   try {
-    const g = validateGraph(JSON.parse(await file.text()));
+    const g = validateGraph(JSON.parse(await checkSize(file, CAPS.json).text()));
     graphs.dropped = { graph: g, features: null };
     showGraph('dropped');
   } catch (err) {
@@ -474,7 +499,7 @@ $('graph-file').addEventListener('change', async (e) => {
 const analysis = createAnalysis({
   engine,
   modelName: () => view.modelName,
-  seedFeaturesUrl: new URL('features_tm.json', graphBase.endsWith('/') ? graphBase : `${graphBase}/`).href,
+  seedFeaturesUrl: new URL('features_tm.json', graphBase).href,
   onFeature: goToFeature,
   onGraph: (g) => {
     graphs.live = { graph: validateGraph(g), features: null };
@@ -502,5 +527,5 @@ const design = createDesign({
 // ---------------------------------------------------------------------------------------------
 if (state.fasta !== null) $('sequence').value = state.fasta;
 updateRecordPicker();
-loadModel(params.get('weights') === 'random' ? { kind: 'random', reason: 'asked for with ?weights=random' } : hubSource());
 loadGraph($('graph-choice').value);
+loadModel(params.get('weights') === 'random' ? { kind: 'random', reason: 'asked for with ?weights=random' } : await hubChoice);

@@ -1,5 +1,6 @@
-// Where weights come from, and how they arrive: streamed with progress, kept in the Cache API so
-// that a second visit loads from disk.
+// Where weights come from, and how they arrive: streamed with progress, within a size cap, kept in
+// the Cache API so that a second visit loads from disk.
+import { fetchChecked, readCapped } from './hosts.js';
 
 // `hub` is https://huggingface.co, or a mirror with the same paths (the page's ?hub= parameter).
 export const HUB = 'https://huggingface.co';
@@ -11,30 +12,15 @@ export const hubSae = (hub, layer) => `${hub}/${SAE_REPO}/resolve/main/${hubSaeF
 
 const CACHE = 'plmscope-weights-v1';
 
-/** The bytes at `url`, from the Cache API when a previous visit stored them. `onProgress(loaded,
+/** The bytes at `url`, from the Cache API when a previous visit stored them, else fetched as
+ *  `fetchChecked` allows (`name`, `sources`) and read within `cap` bytes. `onProgress(loaded,
  *  total, fromCache)` sees `loaded` grow to `total`. */
-export async function fetchCached(url, onProgress) {
+export async function fetchCached(url, { name, cap, sources, onProgress = () => {} }) {
   const cache = 'caches' in self ? await caches.open(CACHE).catch(() => null) : null;
   let response = cache ? await cache.match(url) : undefined;
   const fromCache = Boolean(response);
-  if (!response) {
-    response = await fetch(url);
-    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  }
-  const total = Number(response.headers.get('content-length')) || 0;
-  const reader = response.clone().body.getReader();
-  const chunks = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress(loaded, total || loaded, fromCache);
-  }
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) { bytes.set(c, at); at += c.length; }
+  response ??= await fetchChecked(url, { name, sources });
+  const bytes = await readCapped(response.clone(), { name, cap, onProgress: (loaded, total) => onProgress(loaded, total, fromCache) });
   if (cache && !fromCache) await cache.put(url, response).catch(() => {});
   return bytes;
 }

@@ -105,15 +105,28 @@ function compactPositions(ps) {
   return parts.join(',');
 }
 
+// Bounds on what a link may hold: a FASTA of a few long proteins, a layer of the deepest ESM-2 (48),
+// a feature of any SAE, as many edits as anyone clicks. A value out of bounds is dropped.
+const MAX_SEQ_PARAM = 100_000;
+const MAX_LAYER = 48;
+const MAX_EDITS = 256;
+
+/** The integer `text` holds within min..=max, or null. */
+function intIn(text, min, max) {
+  if (text === null || !UNSIGNED.test(text.trim())) return null;
+  const n = Number(text.trim());
+  return n >= min && n <= max ? n : null;
+}
+
 export function readUrl() {
   const p = new URLSearchParams(location.search);
-  if (p.has('seq')) state.fasta = p.get('seq');
-  if (p.has('record')) state.record = Number(p.get('record')) || 0;
+  if (p.has('seq') && p.get('seq').length <= MAX_SEQ_PARAM) state.fasta = p.get('seq');
+  state.record = intIn(p.get('record'), 0, MAX_SEQ_PARAM) ?? 0;
   // Clamped to the model's layers once it has loaded.
-  if (p.has('layer')) state.layer = Math.max(1, Number(p.get('layer')) || 3);
-  if (p.has('f')) state.feature = Number(p.get('f'));
-  if (p.has('edits')) state.edits = p.get('edits').split(';').map(editFromText).filter(Boolean);
-  if (p.has('down')) state.downstream = Number(p.get('down')) || null;
+  state.layer = intIn(p.get('layer'), 1, MAX_LAYER) ?? state.layer;
+  state.feature = intIn(p.get('f'), 0, Number.MAX_SAFE_INTEGER);
+  if (p.has('edits')) state.edits = p.get('edits').split(';', MAX_EDITS).map(editFromText).filter(Boolean);
+  state.downstream = intIn(p.get('down'), 1, MAX_LAYER);
   return p;
 }
 

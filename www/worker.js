@@ -16,7 +16,8 @@
 // finished step. A lost GPU device moves the work to the CPU build; a panic (a trap in the wasm)
 // restarts the same build, replays the journal and fails only the request that panicked.
 
-import { HUB, MODEL_REPO, hubModel, hubSae, hubSaeFile, fetchCached } from './loader.js';
+import { HUB, MODEL_REPO, SAE_REPO, hubModel, hubSae, hubSaeFile, fetchCached } from './loader.js';
+import { CAPS, CONNECT_SRC, checkSize, originLabel } from './hosts.js';
 
 let engine = null;
 let backend = null;
@@ -73,9 +74,18 @@ async function cpuBuild(threads) {
   return { wasm: await build('cpu'), threads: 1 };
 }
 
-async function download(url, file) {
+/** A hub source's base address and where its downloads may come from: the page's hosts, and a
+ *  mirror's origin only once the visitor has confirmed it (app.js asks). */
+function hubOf(source) {
+  const hub = source.hub ?? HUB;
+  const origin = new URL(hub).origin;
+  return { hub, label: originLabel(origin), sources: source.confirmed ? [...CONNECT_SRC, origin] : CONNECT_SRC };
+}
+
+async function download(url, file, cap, sources) {
   postMessage({ status: 'initiate', file });
-  const bytes = await fetchCached(url, (loaded, total, fromCache) => postMessage({ status: 'progress', file, loaded, total, fromCache }));
+  const onProgress = (loaded, total, fromCache) => postMessage({ status: 'progress', file, loaded, total, fromCache });
+  const bytes = await fetchCached(url, { name: file, cap, sources, onProgress });
   postMessage({ status: 'done', file });
   return bytes;
 }
@@ -83,7 +93,7 @@ async function download(url, file) {
 /** Dropped files as the session's loaders take them: names and bytes, whatever the format. */
 const fromFiles = async (files) => ({
   names: files.map((f) => f.name),
-  files: await Promise.all(files.map(async (f) => new Uint8Array(await f.arrayBuffer()))),
+  files: await Promise.all(files.map(async (f) => new Uint8Array(await checkSize(f, CAPS.weights).arrayBuffer()))),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -184,9 +194,10 @@ async function saeEntry(layer, source) {
   if (source.kind === 'files') {
     return { kind: 'sae', layer, k: source.k, name: source.files.map((f) => f.name).join(', '), origin: source, ...await fromFiles(source.files) };
   }
+  const { hub, label, sources } = hubOf(source);
   const file = hubSaeFile(layer);
-  const bytes = await download(hubSae(source.hub ?? HUB, layer), file);
-  return { kind: 'sae', layer, name: file, origin: source, names: [file], files: [bytes] };
+  const bytes = await download(hubSae(hub, layer), file, CAPS.weights, sources);
+  return { kind: 'sae', layer, name: `${SAE_REPO}/${file} from ${label}`, origin: source, names: [file], files: [bytes] };
 }
 
 /**
@@ -210,9 +221,13 @@ const handlers = {
     if (source.kind === 'random') entry = { kind: 'model', random: true };
     else if (source.kind === 'files') entry = { kind: 'model', name: source.files.map((f) => f.name).join(', '), ...await fromFiles(source.files) };
     else {
-      const base = hubModel(source.hub ?? HUB);
-      const files = [await download(base + 'config.json', 'config.json'), await download(base + 'model.safetensors', 'model.safetensors')];
-      entry = { kind: 'model', name: `${MODEL_REPO} (${source.hub ?? 'Hugging Face hub'})`, names: ['config.json', 'model.safetensors'], files };
+      const { hub, label, sources } = hubOf(source);
+      const base = hubModel(hub);
+      const files = [
+        await download(base + 'config.json', 'config.json', CAPS.config, sources),
+        await download(base + 'model.safetensors', 'model.safetensors', CAPS.weights, sources),
+      ];
+      entry = { kind: 'model', name: `${MODEL_REPO} from ${label}`, names: ['config.json', 'model.safetensors'], files };
     }
     const info = await record(entry);
     info.source = source.kind === 'random' ? source.reason : info.name;

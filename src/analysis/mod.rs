@@ -1,7 +1,9 @@
 //! Analyses that loop over the forward pass and the interventions: behavior probes
 //! ([`probe`]), circuits by ablation ([`circuit`]) and feature–concept association
-//! ([`concepts`]), on annotated proteins ([`labels`]).
+//! ([`concepts`]), on annotated proteins ([`labels`]); the feature atlas ([`atlas`]): what each
+//! feature does over a corpus.
 
+pub mod atlas;
 pub mod circuit;
 pub mod generate;
 pub mod concepts;

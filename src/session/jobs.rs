@@ -1,5 +1,5 @@
 //! What a session does over many proteins: annotated proteins, probes, circuits, concept
-//! association, steered generation and SAE training. The long ones are steppers: the caller asks
+//! association, the feature atlas, steered generation and SAE training. The long ones are steppers: the caller asks
 //! for the next step (or chunk of steps), gets the progress in every answer, and cancels by not
 //! asking again.
 
@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Result, Session, SessionError};
 use crate::alphabet::{self, Record};
+use crate::analysis::atlas::{self, effect, format::{self, Atlas}, AtlasOptions, Identity, Partial, Subject};
 use crate::analysis::circuit::{CircuitOptions, CircuitRun, Graph, Progress};
 use crate::analysis::concepts::{self, ConceptTable};
 use crate::analysis::generate::{self, GenerateOptions, Generated, Steer};
@@ -19,7 +20,39 @@ use crate::weights::sae::{self as sae_files, SaeLensOrigin};
 #[derive(Default)]
 pub(super) struct Jobs {
     circuit: Option<CircuitJob>,
+    atlas: Option<AtlasJob>,
     training: Option<TrainingJob>,
+}
+
+struct AtlasJob {
+    partial: Partial,
+    /// The shard's proteins: (number in the corpus, protein), and how many are done.
+    proteins: Vec<(u64, Record, String)>,
+    done: usize,
+}
+
+/// How far an atlas build is.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AtlasProgress {
+    pub done: usize,
+    /// Proteins in this shard.
+    pub total: usize,
+    /// Proteins of the corpus left out, with why.
+    pub skipped: Vec<String>,
+}
+
+/// Where an atlas build starts: the corpus (FASTA or UniProt JSON), what it is, and which shard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AtlasRequest {
+    pub layer: usize,
+    /// What the corpus is, in words (its file's name, the UniProt query): the atlas's name for it.
+    pub description: String,
+    #[serde(default)]
+    pub options: AtlasOptions,
+    /// (index, count); `(0, 1)` for the whole corpus.
+    pub shard: (usize, usize),
 }
 
 struct CircuitJob {
@@ -236,5 +269,83 @@ impl Session {
         };
         let (cfg, weights) = sae_files::to_saelens(&job.trainer.sae(), &origin).await?;
         Ok(SaeLensFiles { layer: job.layer, cfg, weights })
+    }
+
+    /// Starts an atlas of the SAE at `request.layer` over the proteins of `corpus` (FASTA,
+    /// UniProt JSON or the explorer's features JSON) in shard `request.shard`, replacing any
+    /// build before. [`Session::atlas_step`] advances it.
+    pub fn atlas_start(&mut self, corpus: &str, request: AtlasRequest) -> Result<AtlasProgress> {
+        let (index, count) = request.shard;
+        if count == 0 || index >= count {
+            return Err(SessionError::Request { what: "atlas", detail: format!("shard {index}/{count}: a shard is i/n with i < n") });
+        }
+        let sae = self.sae(request.layer)?;
+        let (model, sae_info) = (self.model_info()?, self.sae_info(request.layer)?);
+        let Labelled { proteins, skipped } = labels::read_proteins(corpus)?;
+        let subject = Subject {
+            model: Identity { name: model.name.clone(), sha256: model.sha256.clone() },
+            sae: Identity { name: sae_info.name.clone(), sha256: sae_info.sha256.clone() },
+            layer: request.layer,
+            d_model: model.d_model,
+            d_sae: sae.d_sae,
+            corpus: Identity::of(&request.description, &[corpus.as_bytes()]),
+            corpus_proteins: proteins.len() as u64,
+        };
+        let mut mine = Vec::new();
+        for (i, p) in proteins.into_iter().enumerate() {
+            if atlas::in_shard(i as u64, request.shard) {
+                let record = alphabet::parse_fasta(&p.sequence)?.swap_remove(0);
+                mine.push((i as u64, record, p.accession));
+            }
+        }
+        let progress = AtlasProgress { done: 0, total: mine.len(), skipped };
+        self.jobs.atlas = Some(AtlasJob { partial: Partial::new(subject, request.options, request.shard), proteins: mine, done: 0 });
+        Ok(progress)
+    }
+
+    /// Adds up to `n` more proteins to the atlas being built.
+    pub async fn atlas_step(&mut self, n: usize) -> Result<AtlasProgress> {
+        let job = self.jobs.atlas.as_mut().ok_or(SessionError::NoAtlas)?;
+        let (model, sae) = (&self.model.as_ref().ok_or(SessionError::NoModel)?.model, self.saes.get(job.partial.subject.layer).ok_or(SessionError::NoSae(job.partial.subject.layer))?);
+        let end = (job.done + n).min(job.proteins.len());
+        for (index, record, id) in &job.proteins[job.done..end] {
+            let seen = atlas::observe(model, sae, job.partial.subject.layer, record).await?;
+            job.partial.add(*index, id, &record.sequence(), &seen);
+        }
+        job.done = end;
+        Ok(AtlasProgress { done: job.done, total: job.proteins.len(), skipped: Vec::new() })
+    }
+
+    /// The atlas built so far over its shard, as a partial to merge with the other shards'.
+    pub fn atlas_partial(&mut self) -> Result<Partial> {
+        let job = self.jobs.atlas.as_mut().ok_or(SessionError::NoAtlas)?;
+        job.partial.prune();
+        Ok(job.partial.clone())
+    }
+
+    /// The finished atlas of a build over the whole corpus.
+    pub async fn atlas_finish(&mut self) -> Result<Atlas> {
+        let partial = self.atlas_partial()?;
+        self.atlas_merge(vec![partial]).await
+    }
+
+    /// The atlas of `partials` (every shard of one corpus, built on this session's model and
+    /// SAE), with each feature's direct effect.
+    pub async fn atlas_merge(&self, partials: Vec<Partial>) -> Result<Atlas> {
+        let mut parts = partials.into_iter();
+        let mut all = parts.next().ok_or_else(|| SessionError::Request { what: "atlas", detail: "no partial atlas to merge".into() })?;
+        for p in parts {
+            all.merge(p)?;
+        }
+        let layer = all.subject.layer;
+        let (model, sae, info) = (self.model()?, self.sae(layer)?, self.sae_info(layer)?);
+        let model_sha = self.model_info()?.sha256;
+        if all.subject.model.sha256 != model_sha || all.subject.sae.sha256 != info.sha256 {
+            return Err(SessionError::Request { what: "atlas", detail: format!("the partials were built with {} and {} (by content); load those to merge them", all.subject.model.name, all.subject.sae.name) });
+        }
+        let mean: Vec<f32> = all.residual_sum.iter().map(|&s| (s as f64 / 2f64.powi(atlas::FIXED_BITS) / all.residues.max(1) as f64) as f32).collect();
+        let maxima: Vec<f32> = all.features.iter().map(|f| f.max).collect();
+        let effects = effect::direct_effects(model, sae, &mean, &maxima).await?;
+        Ok(format::finish(all, effects)?)
     }
 }

@@ -5,7 +5,7 @@
 
 mod jobs;
 
-pub use jobs::{GenerateRequest, GeneratedPair, LabelsInfo, SaeLensFiles, TrainingInfo};
+pub use jobs::{AtlasProgress, AtlasRequest, GenerateRequest, GeneratedPair, LabelsInfo, SaeLensFiles, TrainingInfo};
 
 use burn::prelude::*;
 use serde::Serialize;
@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::alphabet::{self, Record};
 use crate::analysis::labels::{Annotated, LabelError};
 use crate::analysis::probe::Probe;
+use crate::analysis::atlas::{AtlasError, Identity};
 use crate::analysis::AnalysisError;
 use crate::device::{read_f32, DeviceError};
 use crate::embed::{self, RecordOutput, ResiduePrediction};
@@ -46,6 +47,8 @@ pub enum SessionError {
     NoCircuit,
     #[error("no SAE is being trained")]
     NoTraining,
+    #[error("no atlas is being built")]
+    NoAtlas,
     #[error("train or load a probe first")]
     NoProbe,
     #[error("record {asked} of {records} does not exist")]
@@ -70,6 +73,13 @@ pub enum SessionError {
     Save(#[from] SaveError),
     #[error(transparent)]
     Device(#[from] DeviceError),
+    #[error(transparent)]
+    Atlas(#[from] AtlasError),
+}
+
+/// The SHA-256 of the files the detector chose, in its order (config before weights).
+fn sha256_of(files: &[NamedFile<'_>], chosen: &[usize]) -> String {
+    Identity::of("", &chosen.iter().map(|&i| files[i].bytes).collect::<Vec<_>>()).sha256
 }
 
 pub type Result<T> = std::result::Result<T, SessionError>;
@@ -87,6 +97,9 @@ pub struct ModelInfo {
     pub random_weights: bool,
     /// A checkpoint plmscope wrote with random weights (its config.json says so).
     pub random_checkpoint: bool,
+    /// SHA-256 of the files it was read from (of its seed, for the random demo): what an atlas
+    /// names it by.
+    pub sha256: String,
 }
 
 /// An SAE installed at a layer.
@@ -100,6 +113,8 @@ pub struct SaeInfo {
     pub has_rescale: bool,
     /// The offline demo's random SAE: the page must say so.
     pub random: bool,
+    /// SHA-256 of the files it was read from (of its seed, for the random demo).
+    pub sha256: String,
 }
 
 /// The features of the shown sequence at one layer, sparse, with its predictions.
@@ -172,12 +187,14 @@ pub struct Session {
     cache: Option<Cached>,
     labels: Vec<Annotated>,
     probe: Option<Probe>,
+    /// What each installed SAE is, by layer.
+    sae_infos: Vec<SaeInfo>,
     jobs: jobs::Jobs,
 }
 
 impl Session {
     pub fn new(device: Device) -> Self {
-        Session { device, model: None, saes: SaeSet::default(), cache: None, labels: Vec::new(), probe: None, jobs: jobs::Jobs::default() }
+        Session { device, model: None, saes: SaeSet::default(), cache: None, labels: Vec::new(), probe: None, sae_infos: Vec::new(), jobs: jobs::Jobs::default() }
     }
 
     fn loaded(&self) -> Result<&Loaded> {
@@ -198,8 +215,13 @@ impl Session {
         self.saes.get(layer).ok_or(SessionError::NoSae(layer))
     }
 
-    fn install_model(&mut self, config: EsmConfig, model: EsmModel, name: String, random_weights: bool, random_checkpoint: bool) -> ModelInfo {
+    pub fn sae_info(&self, layer: usize) -> Result<&SaeInfo> {
+        self.sae_infos.iter().find(|i| i.layer == layer).ok_or(SessionError::NoSae(layer))
+    }
+
+    fn install_model(&mut self, config: EsmConfig, model: EsmModel, name: String, random_weights: bool, random_checkpoint: bool, sha256: String) -> ModelInfo {
         let info = ModelInfo {
+            sha256,
             name,
             n_layers: config.num_hidden_layers,
             d_model: config.hidden_size,
@@ -216,7 +238,9 @@ impl Session {
     /// Loads a model from the files the user has (a hub folder's, or a fair-esm `.pt`), replacing
     /// the model and everything made with it.
     pub fn load_model(&mut self, files: &[NamedFile<'_>], name: &str) -> Result<ModelInfo> {
-        let (config, model, random_checkpoint) = match detect::model_files(files)? {
+        let detected = detect::model_files(files)?;
+        let sha256 = sha256_of(files, &detected.indices());
+        let (config, model, random_checkpoint) = match detected {
             ModelFiles::Hub { config, weights } => {
                 let text = detect::text(&files[config])?;
                 // plmscope's own random checkpoints say so in their config.json.
@@ -229,7 +253,7 @@ impl Session {
                 (c, m, false)
             }
         };
-        Ok(self.install_model(config, model, name.to_string(), false, random_checkpoint))
+        Ok(self.install_model(config, model, name.to_string(), false, random_checkpoint, sha256))
     }
 
     /// The offline demo: esm2_t6_8M with the deterministic random weights of [`DEMO_SEED`].
@@ -237,7 +261,8 @@ impl Session {
         let config = EsmConfig::esm2_t6_8m();
         let model = EsmModel::load(&Vars::random(DEMO_SEED, &self.device), &config)?;
         let name = format!("random weights ({} layers, d_model {})", config.num_hidden_layers, config.hidden_size);
-        Ok(self.install_model(config, model, name, true, false))
+        let sha256 = Identity::of(&name, &[format!("plmscope random esm2_t6_8M, seed {DEMO_SEED}").as_bytes()]).sha256;
+        Ok(self.install_model(config, model, name, true, false, sha256))
     }
 
     /// InterPLM's published numbers for real esm2_t6_8M weights (sequence MKTA): pass or fail.
@@ -249,20 +274,26 @@ impl Session {
     /// at that layer. `k` for a top-k SAE whose file name does not give it.
     pub fn load_sae(&mut self, layer: usize, files: &[NamedFile<'_>], k: Option<usize>, name: &str) -> Result<SaeInfo> {
         let model = self.model()?;
-        let sae = weights::sae::load(detect::sae_files(files)?.source(files, k)?, model.d_model(), &self.device)?;
-        self.install_sae(layer, sae, name, false)
+        let detected = detect::sae_files(files)?;
+        let sha256 = sha256_of(files, &detected.indices());
+        let sae = weights::sae::load(detected.source(files, k)?, model.d_model(), &self.device)?;
+        self.install_sae(layer, sae, name, false, sha256)
     }
 
     /// The offline demo's random InterPLM-shaped SAE at `layer`.
     pub fn load_random_sae(&mut self, layer: usize) -> Result<SaeInfo> {
-        let sae = weights::sae::random_interplm(self.model()?.d_model(), DEMO_D_SAE, DEMO_SEED ^ layer as u64, &self.device)?;
-        self.install_sae(layer, sae, "random demo SAE", true)
+        let seed = DEMO_SEED ^ layer as u64;
+        let sae = weights::sae::random_interplm(self.model()?.d_model(), DEMO_D_SAE, seed, &self.device)?;
+        let sha256 = Identity::of("", &[format!("plmscope random InterPLM SAE, d_sae {DEMO_D_SAE}, seed {seed}").as_bytes()]).sha256;
+        self.install_sae(layer, sae, "random demo SAE", true, sha256)
     }
 
     /// Puts `sae` at `layer` for every view and job.
-    pub fn install_sae(&mut self, layer: usize, sae: Sae, name: &str, random: bool) -> Result<SaeInfo> {
+    pub fn install_sae(&mut self, layer: usize, sae: Sae, name: &str, random: bool, sha256: String) -> Result<SaeInfo> {
         features::check(self.model()?, &sae, layer)?;
-        let info = SaeInfo { layer, name: name.to_string(), format: sae.format, d_sae: sae.d_sae, has_rescale: sae.rescale.is_some(), random };
+        let info = SaeInfo { layer, name: name.to_string(), format: sae.format, d_sae: sae.d_sae, has_rescale: sae.rescale.is_some(), random, sha256 };
+        self.sae_infos.retain(|i| i.layer != layer);
+        self.sae_infos.push(info.clone());
         self.saes.insert(layer, sae);
         if let Some(c) = self.cache.as_mut() {
             c.encoded = None;

@@ -172,7 +172,8 @@ pub fn load_pt(bytes: &[u8], source_name: &str) -> Result<Value, LoadError> {
             .map_err(|e| format_err(format!("storage {name}: {e}")))?;
         Ok(out)
     };
-    // The memo's copies may make this many nodes: a few per byte of pickle, as real pickles need.
+    // The memo's copies may make this many nodes: one per byte of pickle, more than real pickles
+    // need (a memo fetch is a 2-byte opcode that copies a global, a string or a small tuple).
     let budget = NODE_BUDGET_BASE + NODE_BUDGET_PER_BYTE * pickle.len();
     Machine { source_name, storage_cache: HashMap::new(), budget }.run(&pickle, &mut storages)
 }
@@ -181,8 +182,9 @@ pub fn load_pt(bytes: &[u8], source_name: &str) -> Result<Value, LoadError> {
 /// the browser's stack is 1 MiB.
 pub const MAX_DEPTH: u32 = 100;
 /// Nodes the memo's copies may make: this many, plus [`NODE_BUDGET_PER_BYTE`] per byte of pickle.
+/// A node is a [`Value`] (48 bytes), so a memo bomb stops within 3 MiB + 48 bytes per byte.
 pub const NODE_BUDGET_BASE: usize = 1 << 16;
-pub const NODE_BUDGET_PER_BYTE: usize = 4;
+pub const NODE_BUDGET_PER_BYTE: usize = 1;
 
 struct Machine<'a> {
     source_name: &'a str,
@@ -537,6 +539,12 @@ fn set_items(target: Option<&mut Value>, items: Vec<(Value, Value)>) -> Result<(
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_node_is_as_large_as_the_memo_budget_says() {
+        assert_eq!(std::mem::size_of::<Value>(), 48);
+    }
 
     /// A zip with `archive/data.pkl` = `pickle` and the given storages.
     fn pt(pickle: &[u8], storages: &[(&str, &[u8])]) -> Vec<u8> {

@@ -131,3 +131,69 @@ pub async fn planted(proteins: usize, length: usize, device: &Device) -> Planted
     let second = sae(w_enc, b_enc, w_dec, d, device);
     Planted { model, proteins, saes: [(LAYER, first), (2, second)].into_iter().collect() }
 }
+
+/// The motif case: random proteins without tryptophan, `W` planted in every seventh from the
+/// fourth, and an SAE at layer 1 whose feature PLANTED reads the direction that tells a W's
+/// hidden state 1 from every other residue's, with its threshold between the two: it fires on
+/// the planted W's and nowhere else. Its other features are random.
+pub struct Motif {
+    pub model: EsmModel,
+    pub sae: Sae,
+    /// One record per protein, `>P000` …
+    pub fasta: String,
+    /// The proteins with the motif, and how many W's each holds.
+    pub with_motif: Vec<(usize, usize)>,
+}
+
+pub async fn motif(proteins: usize, device: &Device) -> Motif {
+    let model = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, device).unwrap().1;
+    let d = model.d_model();
+    let mut rng = Rng(0x3070_71F5);
+    let aa = b"ACDEFGHIKLMNPQRSTVY";
+    let mut with_motif = Vec::new();
+    let sequences: Vec<Vec<u8>> = (0..proteins)
+        .map(|i| {
+            let length = 20 + (rng.next() * 40.0) as usize;
+            let mut s: Vec<u8> = (0..length).map(|_| aa[(rng.next() * 19.0) as usize % 19]).collect();
+            if i % 7 == 3 {
+                let n = 1 + i % 3;
+                for _ in 0..n {
+                    let at = (rng.next() * length as f32) as usize % length;
+                    s[at] = b'W';
+                }
+                with_motif.push((i, s.iter().filter(|&&c| c == b'W').count()));
+            }
+            s
+        })
+        .collect();
+    // Hidden state 1 of every residue, W's apart.
+    let (mut w_rows, mut other_rows) = (Vec::new(), Vec::new());
+    for s in &sequences {
+        let tokens = plmscope::alphabet::parse_fasta(std::str::from_utf8(s).unwrap()).unwrap()[0].tokens();
+        let acts = model.forward(&Batch::new(&[tokens], device));
+        let h = read_f32(features::residues(&acts, LAYER)).await.unwrap();
+        for (r, row) in h.chunks_exact(d).enumerate() {
+            if s[r] == b'W' { w_rows.push(row.to_vec()) } else { other_rows.push(row.to_vec()) }
+        }
+    }
+    let mean = |rows: &[Vec<f32>]| (0..d).map(|i| rows.iter().map(|r| r[i]).sum::<f32>() / rows.len() as f32).collect::<Vec<_>>();
+    let (mw, mo) = (mean(&w_rows), mean(&other_rows));
+    let mut u: Vec<f32> = mw.iter().zip(&mo).map(|(a, b)| a - b).collect();
+    let norm = u.iter().map(|x| x * x).sum::<f32>().sqrt();
+    u.iter_mut().for_each(|x| *x /= norm);
+    let project = |row: &Vec<f32>| row.iter().zip(&u).map(|(a, b)| a * b).sum::<f32>();
+    let lowest_w = w_rows.iter().map(project).fold(f32::INFINITY, f32::min);
+    let highest_other = other_rows.iter().map(project).fold(f32::NEG_INFINITY, f32::max);
+    assert!(lowest_w > highest_other, "W's hidden states are not separable here: {lowest_w} ≤ {highest_other}");
+    let threshold = (lowest_w + highest_other) / 2.0;
+    let alpha = 2.0 / (lowest_w - threshold);
+
+    let (mut w_enc, mut b_enc, mut w_dec) = random_sae(&mut rng, d);
+    for (i, &ui) in u.iter().enumerate() {
+        w_enc[i * D_SAE + PLANTED] = alpha * ui;
+        w_dec[PLANTED * d + i] = ui / alpha;
+    }
+    b_enc[PLANTED] = -alpha * threshold;
+    let fasta = sequences.iter().enumerate().map(|(i, s)| format!(">P{i:03}\n{}\n", std::str::from_utf8(s).unwrap())).collect();
+    Motif { model, sae: sae(w_enc, b_enc, w_dec, d, device), fasta, with_motif }
+}

@@ -78,6 +78,7 @@ async function open(query, webgpu) {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: webgpu ? [...FLAGS, '--enable-unsafe-webgpu'] : FLAGS });
   const context = await browser.newContext({ viewport: { width: 1280, height: 1400 }, serviceWorkers: webgpu ? 'block' : 'allow' });
   if (webgpu) await canLoseDevice(context);
+  await watchCsp(context);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -193,6 +194,7 @@ z.close()`]);
     await waitText(page, 'load-error', /evil\.pt: refused to load `os\.system`/);
     assert.match(await page.textContent('#sae-status'), /interplm_t6_l3\.pt/);
     assert.deepEqual(errors, []);
+    assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
   } finally {
     await browser.close();
   }
@@ -224,7 +226,7 @@ test('hub loading: streamed progress, the Cache API on the second visit, the sel
       const page = await context.newPage();
       await page.goto(url);
       await page.waitForSelector('html[data-isolation]', { state: 'attached' });
-      await waitText(page, 'sae-status', /SAE at layer 3: layer_3\/ae_normalized\.pt \(interplm, 256 features\)/);
+      await waitText(page, 'sae-status', /SAE at layer 3: Elana\/InterPLM-esm2-8m\/layer_3\/ae_normalized\.pt from http:\/\/127\.0\.0\.1:\d+ \(interplm, 256 features\)/);
       const log = await page.evaluate(() => window.statusLog);
       const lines = log.filter((l) => l.includes('model.safetensors: '));
       const verb = visit === 1 ? 'Downloading' : 'Reading from the cache';
@@ -232,7 +234,9 @@ test('hub loading: streamed progress, the Cache API on the second visit, the sel
       const mb = lines.map((l) => Number(/: ([0-9.]+) MB/.exec(l)[1]));
       assert.ok(mb.every((v, i) => i === 0 || v >= mb[i - 1]), 'loaded never decreases');
       assert.match(lines.at(-1), /\(100%\)$/);
-      assert.match(await page.textContent('#status'), /Model ready: .*facebook\/esm2_t6_8M_UR50D/);
+      // This site's own mirror is read without asking, and named by its origin.
+      assert.equal(await page.isVisible('#confirm-hub'), false);
+      assert.match(await page.textContent('#status'), /Model ready: .*facebook\/esm2_t6_8M_UR50D from http:\/\/127\.0\.0\.1:\d+$/);
       assert.match(await page.textContent('#weights-note'), /weights are RANDOM/);
       assert.equal(await page.textContent('#self-check'), 'self-check FAILED');
       await page.close();
@@ -258,6 +262,8 @@ test('the circuit graph renders and a node click selects its feature', { timeout
     assert.equal(new URL(page.url()).searchParams.get('layer'), '5');
     await page.screenshot({ path: join(artifacts, 'graph.png'), fullPage: true });
     assert.deepEqual(errors, []);
+    // The page, Cytoscape included, lives within its Content-Security-Policy.
+    assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
   } finally {
     await browser.close();
   }
@@ -491,6 +497,163 @@ test('steered generation is the CLI\'s; an SAE trained in the page pauses, resum
     assert.deepEqual(shape, [30, 64]);
     const max = Array.from({ length: 64 }, (_, j) => Math.max(...Array.from({ length: 30 }, (_, r) => data[r * 64 + j])));
     assert.equal(shownTop, max.indexOf(Math.max(...max)));
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Hostile files and links: each path leaves the page working, with the error beside what failed
+// ---------------------------------------------------------------------------------------------
+
+/** A copy of the CLI's model.safetensors whose first f32 weight is NaN. */
+function nanSafetensors() {
+  const bytes = Buffer.from(readFileSync(join(work, 'model/model.safetensors')));
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString());
+  const [, t] = Object.entries(header).find(([name, v]) => name !== '__metadata__' && v.dtype === 'F32');
+  bytes.writeFloatLE(NaN, 8 + n + t.data_offsets[0]);
+  return bytes;
+}
+
+/** A static server on another origin (another port), as a mirror elsewhere would be: it sends
+ * CORS headers and logs every path asked for. */
+async function otherOrigin(dir) {
+  const { createServer } = await import('node:http');
+  const requests = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url);
+    const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const headers = { 'access-control-allow-origin': '*' };
+    if (!path.startsWith(dir) || !existsSync(path)) { res.writeHead(404, headers).end(); return; }
+    const body = readFileSync(path);
+    res.writeHead(200, { ...headers, 'content-length': body.length }).end(body);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, requests, close: () => server.close() };
+}
+
+/** Collects the page's Content-Security-Policy violations in `window.cspViolations`. */
+function watchCsp(context) {
+  return context.addInitScript(() => {
+    window.cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+}
+
+test('?hub= on another origin: nothing is fetched before a yes, its weights are named by it, and a NaN or oversized file leaves the page working', { timeout: 900_000 }, async () => {
+  const dir = join(work, 'other');
+  const put = (mirror, path, bytes) => { mkdirSync(join(dir, mirror, path, '..'), { recursive: true }); writeFileSync(join(dir, mirror, path), bytes); };
+  const model = 'facebook/esm2_t6_8M_UR50D/resolve/main';
+  const config = readFileSync(join(work, 'model/config.json'));
+  put('good', `${model}/config.json`, config);
+  put('good', `${model}/model.safetensors`, readFileSync(join(work, 'model/model.safetensors')));
+  put('good', 'Elana/InterPLM-esm2-8m/resolve/main/layer_3/ae_normalized.pt', readFileSync(SAE));
+  put('nan', `${model}/config.json`, config);
+  put('nan', `${model}/model.safetensors`, nanSafetensors());
+  put('big', `${model}/config.json`, Buffer.concat([config, Buffer.alloc(2_200_000, 0x20)]));
+  const other = await otherOrigin(dir);
+  const origin = other.url.replace(/[.:/]/g, (c) => `\\${c}`);
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
+    await watchCsp(context);
+    const visit = async (mirror) => {
+      const page = await context.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${base}?backend=cpu&hub=${encodeURIComponent(`${other.url}/${mirror}`)}`);
+      await page.waitForSelector('#confirm-hub:not([hidden])');
+      assert.match(await page.textContent('#confirm-hub-text'), new RegExp(`from ${origin} \\(${origin}/${mirror}\\) instead of the Hugging Face hub`));
+      assert.match(await page.textContent('#status'), new RegExp(`^Waiting: load the weights from ${origin}\\?$`));
+      assert.deepEqual(other.requests.filter((r) => r.startsWith(`/${mirror}/`)), [], 'nothing fetched before the visitor says yes');
+      await page.click('#confirm-hub-load');
+      return { page, errors };
+    };
+
+    const nan = await visit('nan');
+    await waitText(nan.page, 'status', /Model ready: 6 layers/);
+    assert.match(await nan.page.textContent('#status'),
+      new RegExp(`random weights: those from ${origin} did not load \\(.*tensor \`[^\`]+\` holds 1 NaN and 0 infinite values of \\d+: refused`));
+    await waitText(nan.page, 'sae-status', /SAE at layer 3: random demo SAE/);
+    await nan.page.fill('#sequence', SEQUENCE);
+    await nan.page.click('#run');
+    await waitText(nan.page, 'summary', /30 residues, layer 3, 10240 features/);
+    await nan.page.screenshot({ path: join(artifacts, 'hostile-hub.png'), fullPage: true });
+    assert.deepEqual(nan.errors, []);
+
+    const big = await visit('big');
+    await waitText(big.page, 'status', /Model ready: 6 layers/);
+    assert.match(await big.page.textContent('#status'), /\(config\.json is 2\.2 MB; the page reads at most 1\.0 MB of such a file\)/);
+    assert.deepEqual(big.errors, []);
+
+    const good = await visit('good');
+    await waitText(good.page, 'sae-status', new RegExp(`SAE at layer 3: Elana/InterPLM-esm2-8m/layer_3/ae_normalized\\.pt from ${origin} \\(interplm, 256 features\\)`));
+    assert.match(await good.page.textContent('#status'), new RegExp(`Model ready: .*facebook/esm2_t6_8M_UR50D from ${origin}$`));
+    // The worker reached the confirmed origin; the page itself cannot: its policy lists the real hosts only.
+    const direct = await good.page.evaluate((u) => fetch(u).then(() => 'fetched', (e) => e.message), `${other.url}/good/${model}/config.json`);
+    assert.equal(direct, 'Failed to fetch');
+    assert.deepEqual(await good.page.evaluate(() => window.cspViolations), [`connect-src ${other.url}/good/${model}/config.json`]);
+    assert.deepEqual(good.errors, []);
+  } finally {
+    await browser.close();
+    other.close();
+  }
+});
+
+test('?graphs=: a hostile graph, a host the page does not read from and a bad address are named in the graph panel; the page goes on', { timeout: 600_000 }, async () => {
+  const dir = join(artifacts, 'hostile-graphs');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'tm_circuit_graph.json'), JSON.stringify({ nodes: [{ id: 'a' }], edges: [{ src: 'a', dst: 'b', weight: 1 }] }));
+  const cases = [
+    [`${base}tests/e2e/artifacts/hostile-graphs/`, /^Could not load the tm graph from http:\/\/127\.0\.0\.1:\d+\/tests\/e2e\/artifacts\/hostile-graphs\/: edge 0 joins nodes that are not in the graph\. Drop a graph file instead\.$/],
+    ['http://127.0.0.1:1/graphs/', /^Could not load the tm graph from http:\/\/127\.0\.0\.1:1\/graphs\/: tm_circuit_graph\.json: this page does not fetch from http:\/\/127\.0\.0\.1:1 \(it reads from this site, huggingface\.co, /],
+    ['javascript:alert(1)', /^Could not load the tm graph from \?graphs=: \?graphs= must be an http or https address, not javascript:/],
+  ];
+  for (const [link, words] of cases) {
+    const { browser, page, errors } = await open(`?weights=random&backend=cpu&threads=1&graphs=${encodeURIComponent(link)}`, false);
+    try {
+      await waitText(page, 'graph-status', /^Could not load/, 60_000);
+      assert.match(await page.textContent('#graph-status'), words);
+      await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+      await page.fill('#sequence', SEQUENCE);
+      await page.click('#run');
+      await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  }
+});
+
+test('hostile files dropped on the page: the error beside the input that took them, and what was shown stays and runs', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  try {
+    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+    await page.fill('#sequence', SEQUENCE);
+    await page.click('#run');
+    await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+    const nanDir = join(work, 'nan-model');
+    mkdirSync(nanDir, { recursive: true });
+    cpSync(join(work, 'model/config.json'), join(nanDir, 'config.json'));
+    writeFileSync(join(nanDir, 'model.safetensors'), nanSafetensors());
+    await page.setInputFiles('#model-files', [join(nanDir, 'config.json'), join(nanDir, 'model.safetensors')]);
+    await waitText(page, 'load-error', /holds 1 NaN and 0 infinite values/);
+    writeFileSync(join(work, 'junk.pt'), Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(200, 0xff)]));
+    await page.setInputFiles('#sae-files', join(work, 'junk.pt'));
+    await waitText(page, 'load-error', /^junk\.pt/);
+    writeFileSync(join(work, 'graph.json'), '{"nodes": [{"id": 1}], "edges": []}');
+    await page.setInputFiles('#graph-file', join(work, 'graph.json'));
+    await waitText(page, 'graph-status', /^graph\.json is not a circuit graph: node 0 has no string "id"$/);
+    // The model, the SAE and the sequence shown before are still the engine's: an edit runs on them.
+    assert.match(await page.textContent('#summary'), /30 residues, layer 3, 10240 features/);
+    assert.match(await page.textContent('#sae-status'), /SAE at layer 3: random demo SAE/);
+    await page.selectOption('#op', 'ablate');
+    await page.click('#add-edit');
+    await page.waitForSelector('#delta .residue');
+    assert.equal(await page.locator('#delta .residue').count(), 30);
+    await page.screenshot({ path: join(artifacts, 'hostile-drop.png'), fullPage: true });
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -3,6 +3,7 @@
 // Protein names, concept names and file names are shown as text only.
 
 import { fetchCached } from '../loader.js';
+import { CAPS, checkSize, fetchCapped } from '../hosts.js';
 import { download } from '../download.js';
 
 const $ = (id) => document.getElementById(id);
@@ -36,13 +37,17 @@ export function createAnalysis({ engine, modelName, seedFeaturesUrl, onGraph, on
 
   $('labels-file').addEventListener('change', async (e) => {
     const file = e.target.files[0];
-    if (file) loadLabels(await file.text(), file.name);
+    if (!file) return;
+    try {
+      loadLabels(await checkSize(file, CAPS.json).text(), file.name);
+    } catch (err) {
+      error(err);
+    }
   });
   $('labels-seed').addEventListener('click', async () => {
     try {
-      const r = await fetch(seedFeaturesUrl);
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      loadLabels(await r.text(), 'the seed explorer\'s TM examples');
+      const bytes = await fetchCapped(seedFeaturesUrl, { name: 'features_tm.json', cap: CAPS.json });
+      loadLabels(new TextDecoder().decode(bytes), 'the seed explorer\'s TM examples');
     } catch (e) {
       error(new Error(`the seed explorer's examples (${seedFeaturesUrl}): ${e.message}`));
     }
@@ -52,8 +57,12 @@ export function createAnalysis({ engine, modelName, seedFeaturesUrl, onGraph, on
     if (!query) { error(new Error('type a UniProt query, e.g. reviewed:true AND ft_transmem:* AND length:[50 TO 300]')); return; }
     const url = uniprotSearch(query, Number($('labels-max').value) || 20);
     try {
-      const bytes = await fetchCached(url, (loaded, total, fromCache) => {
-        $('labels-status').textContent = `${fromCache ? 'Reading UniProt\'s answer from the cache' : 'Fetching from UniProt'}: ${(loaded / 1e3).toFixed(0)} kB`;
+      const bytes = await fetchCached(url, {
+        name: 'UniProt\'s answer',
+        cap: CAPS.json,
+        onProgress: (loaded, total, fromCache) => {
+          $('labels-status').textContent = `${fromCache ? 'Reading UniProt\'s answer from the cache' : 'Fetching from UniProt'}: ${(loaded / 1e3).toFixed(0)} kB`;
+        },
       });
       loadLabels(new TextDecoder().decode(bytes), `UniProt (${query})`);
     } catch (e) {
@@ -88,7 +97,7 @@ export function createAnalysis({ engine, modelName, seedFeaturesUrl, onGraph, on
     if (!file) return;
     error();
     try {
-      showProbe((await engine.request('load-probe', { text: await file.text() })).result);
+      showProbe((await engine.request('load-probe', { text: await checkSize(file, CAPS.json).text() })).result);
     } catch (err) {
       error(new Error(`${file.name}: ${err.message}`));
     }

@@ -4,6 +4,7 @@
 import { editToText, parseSteers } from '../state.js';
 import { drawCurve } from './curves.js';
 import { download } from '../download.js';
+import { CAPS, checkSize } from '../hosts.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
@@ -122,7 +123,7 @@ export function createDesign({ engine, currentSteer, openSequence, onInstalled }
     if (source === 'random') return randomProteins(num('train-random-n'), num('train-seed'));
     const file = $('train-file').files[0];
     if (!file) throw new Error('choose a FASTA file to train on');
-    return file.text();
+    return checkSize(file, CAPS.fasta).text();
   }
 
   function drawCurves() {

@@ -16,8 +16,15 @@ export function filterEdges(edges, minWeight, maxEdges) {
 }
 
 /** Throws with what is wrong when `g` is not in the seed's circuit schema. */
+// A graph the view can lay out in a moment: the seed's have 86 nodes and 220 edges.
+const MAX_NODES = 5000;
+const MAX_EDGES = 50000;
+
 export function validateGraph(g) {
   if (!g || !Array.isArray(g.nodes) || !Array.isArray(g.edges)) throw new Error('a circuit graph needs "nodes" and "edges" arrays');
+  if (g.nodes.length > MAX_NODES || g.edges.length > MAX_EDGES) {
+    throw new Error(`${g.nodes.length} nodes and ${g.edges.length} edges: the view shows at most ${MAX_NODES} nodes and ${MAX_EDGES} edges`);
+  }
   const ids = new Set();
   g.nodes.forEach((n, i) => {
     if (typeof n.id !== 'string') throw new Error(`node ${i} has no string "id"`);
@@ -28,7 +35,7 @@ export function validateGraph(g) {
   });
   g.edges.forEach((e, i) => {
     if (!ids.has(e.src) || !ids.has(e.dst)) throw new Error(`edge ${i} joins nodes that are not in the graph`);
-    if (typeof e.weight !== 'number') throw new Error(`edge ${i} has no numeric "weight"`);
+    if (!Number.isFinite(e.weight)) throw new Error(`edge ${i} has no finite numeric "weight"`);
   });
   return g;
 }
@@ -51,7 +58,7 @@ export function createGraphView(container, { onFeature, details }) {
   return {
     cy,
     show(graph, featureInfo, { minWeight, maxEdges }) {
-      features = new Map((featureInfo?.features ?? []).map((f) => [f.id, f]));
+      features = new Map((Array.isArray(featureInfo?.features) ? featureInfo.features : []).map((f) => [f?.id, f]));
       const edges = filterEdges(graph.edges, minWeight, maxEdges);
       const used = new Set(edges.flatMap((e) => [e.src, e.dst]));
       const maxImp = Math.max(1e-12, ...graph.nodes.map((n) => Math.abs(n.importance ?? 0)));

@@ -2,6 +2,7 @@
 //! module with its arguments and a `run` that maps them onto [`plmscope::session::Session`].
 
 mod analysis;
+mod atlas;
 #[cfg(feature = "bench")]
 mod bench;
 mod design;
@@ -44,6 +45,10 @@ enum Command {
     /// Each SAE feature against each concept of annotated proteins (F1 per InterPLM, 1-D
     /// logistic regression per InterProt); writes the ranked table as JSON.
     Concepts(analysis::ConceptsArgs),
+    /// The feature atlas: what each feature of an SAE does over a corpus of proteins (frequency,
+    /// histograms, top and quantile examples, direct effect), built whole or in shards and merged.
+    #[command(subcommand)]
+    Atlas(atlas::AtlasCommand),
     /// Steered generation by iterative masked resampling; writes FASTA whose headers give each
     /// sequence's pseudo-log-likelihood and its steered features' mean activation (unsteered).
     Generate(design::GenerateArgs),
@@ -90,6 +95,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         Command::Probe(a) => analysis::probe(a),
         Command::Circuit(a) => analysis::circuit(a),
         Command::Concepts(a) => analysis::concepts(a),
+        Command::Atlas(c) => atlas::run(c),
         Command::Generate(a) => design::generate(a),
         Command::TrainSae(a) => design::train_sae(a),
         #[cfg(feature = "bench")]
