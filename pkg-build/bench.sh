@@ -63,6 +63,20 @@ bin="$CARGO_TARGET_DIR/release/plmscope"
   echo
   echo "The page's times for the same circuits are in the previous section."
   echo
+  echo "## The feature atlas"
+  echo
+  echo "\`plmscope bench-atlas\`: the atlas of the demo's random 10,240-feature SAE at layer 3 (random esm2_t6_8M"
+  echo "weights) over random proteins of 50–500 residues, through the session as \`atlas build\` runs it. The"
+  echo "demo SAE fires on thousands of features a residue, far denser than a trained one; \`--top-k 32\` keeps"
+  echo "the 32 largest per residue, a trained top-k SAE's sparsity. One JSON line per run; with --merge, the"
+  echo "two shards' merge (parsing the partials, merging, the direct effects, the files) and that it equals"
+  echo "the single build."
+  echo
+  echo '```'
+  for t in 1 2; do RAYON_NUM_THREADS=$t "$bin" bench-atlas --proteins 500 --top-k 32 --merge; done
+  RAYON_NUM_THREADS=2 "$bin" bench-atlas --proteins 200
+  echo '```' 
+  echo
   echo "## Steered generation and SAE training"
   echo
   echo "A generation round is one forward with the steered layer's features patched; the fixed part of a"

@@ -44,6 +44,16 @@ for i, (text, _) in enumerate(cases["edits"] + cases["steers"]):
 (out / "probe").write_text(json.dumps({"format": "plmscope-probe/1", "concept": "Signal", "layer": 1, "input": "residual", "mean": [0.0], "std": [1.0],
     "weights": [0.5], "bias": 0.0, "trainedOn": [], "heldOutProteins": [], "train": {"residues": 1, "positives": 1, "precision": None, "recall": None, "f1": None, "auroc": None}, "heldOut": None}))
 PY
+# An atlas partial (text) and an atlas zip (pt), made by the CLI when it is built (test.sh builds
+# it first): the tiny model and a SAELens fixture over three proteins.
+cli="${PLMSCOPE_CLI:-$HOME/.cache/plmscope-target/release/plmscope}"
+if [ -x "$cli" ]; then
+  printf '>a\nMKTAYIAKQRQISFVK\n>b\nMWLLPAAW\n>c\nMKKLLAGVSE\n' > "$seeds/atlas.fasta"
+  w=(--model "$fx/tiny" --sae "$fx/sae/saelens_standard_tiny_l1" --layer 1 --corpus "$seeds/atlas.fasta" --top 2 --sample 3)
+  "$cli" atlas build "${w[@]}" --shard 0/2 --out "$seeds/text/atlas-partial" 2>/dev/null
+  "$cli" atlas build "${w[@]}" --out "$seeds/pt/atlas.zip" 2>/dev/null
+  rm "$seeds/atlas.fasta"
+fi
 
 (cd fuzz && cargo +nightly fuzz build -O >/dev/null 2>&1) || (cd fuzz && cargo +nightly fuzz build -O)
 status=0

@@ -50,6 +50,14 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# The atlas workflow's engine (workflow/Snakefile, pkg-build/workflow-test.sh), from PyPI, in its own venv.
+snakemake_venv="$HOME/.cache/plmscope-snakemake"
+if ! "$snakemake_venv/bin/snakemake" --version >/dev/null 2>&1; then
+  say "installing snakemake into $snakemake_venv"
+  python3 -m venv "$snakemake_venv"
+  "$snakemake_venv/bin/pip" install --quiet 'snakemake==9.27.1'
+fi
+
 if [ ! -x pkg-build/node_modules/.bin/wasm-opt ]; then
   say "installing npm packages of pkg-build/"
   (cd pkg-build && npm ci --no-audit --no-fund)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every test: native (unit tests, parity with transformers, load errors, the CLI), a smoke run of
-# every fuzz target, the same parity
+# Every test: native (unit tests, parity with transformers, load errors, the CLI), the atlas
+# workflow under Snakemake, a smoke run of every fuzz target, the same parity
 # in headless Chromium on burn's WebGPU and CPU backends, and the built page driven by Playwright.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
 
 echo "== native"
 cargo test --release
+
+echo "== the atlas workflow (Snakemake, 3 shards on 2 cores) against one atlas build"
+pkg-build/workflow-test.sh
 
 echo "== fuzzing: a short run of every target (pkg-build/fuzz.sh; SECURITY.md has the long run)"
 pkg-build/fuzz.sh 15

@@ -5,10 +5,11 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::analysis::atlas::format::Atlas;
 use crate::analysis::circuit::CircuitOptions;
 use crate::analysis::probe::ProbeInput;
 use crate::intervene::Edit;
-use crate::session::{GenerateRequest, Session};
+use crate::session::{AtlasRequest, GenerateRequest, Session};
 use crate::train::TrainOptions;
 use crate::weights::detect::NamedFile;
 
@@ -186,6 +187,31 @@ impl Plmscope {
         out(self.session.train_steps(n).await)
     }
 
+    /// Starts an atlas over `corpus` (FASTA or UniProt JSON); `request`: `{layer, description,
+    /// options?, shard: [i, n]}`.
+    #[wasm_bindgen(js_name = atlasStart)]
+    pub fn atlas_start(&mut self, corpus: &str, request: JsValue) -> Result<JsValue, JsError> {
+        let request: AtlasRequest = arg("atlas options", request)?;
+        out(self.session.atlas_start(corpus, request))
+    }
+
+    #[wasm_bindgen(js_name = atlasStep)]
+    pub async fn atlas_step(&mut self, n: usize) -> Result<JsValue, JsError> {
+        out(self.session.atlas_step(n).await)
+    }
+
+    /// The finished atlas: `{files: {path: JSON text}, zip: bytes}`.
+    #[wasm_bindgen(js_name = atlasFinish)]
+    pub async fn atlas_finish(&mut self) -> Result<JsValue, JsError> {
+        atlas_object(&self.session.atlas_finish().await.map_err(js_err)?)
+    }
+
+    /// An atlas zip's files, checked, as [`Self::atlas_finish`] gives them.
+    #[wasm_bindgen(js_name = atlasFromZip)]
+    pub fn atlas_from_zip(&self, bytes: &[u8]) -> Result<JsValue, JsError> {
+        atlas_object(&Atlas::from_zip(bytes).map_err(js_err)?)
+    }
+
     /// The SAE as trained so far as a SAELens folder: `{layer, cfg: text, weights: bytes}`.
     #[wasm_bindgen(js_name = trainedSaelens)]
     pub async fn trained_saelens(&self) -> Result<JsValue, JsError> {
@@ -197,6 +223,20 @@ impl Plmscope {
         set("weights", js_sys::Uint8Array::from(&files.weights[..]).into())?;
         Ok(obj.into())
     }
+}
+
+/// `{files: {path: JSON text}, zip: bytes}` of an atlas.
+fn atlas_object(atlas: &Atlas) -> Result<JsValue, JsError> {
+    let files = js_sys::Object::new();
+    for (path, bytes) in atlas.files() {
+        let text = String::from_utf8(bytes).map_err(js_err)?;
+        js_sys::Reflect::set(&files, &path.into(), &text.into()).map_err(|_| js_err("building the result"))?;
+    }
+    let obj = js_sys::Object::new();
+    js_sys::Reflect::set(&obj, &"files".into(), &files).map_err(|_| js_err("building the result"))?;
+    let zip = js_sys::Uint8Array::from(&atlas.zip().map_err(js_err)?[..]);
+    js_sys::Reflect::set(&obj, &"zip".into(), &zip).map_err(|_| js_err("building the result"))?;
+    Ok(obj.into())
 }
 
 /// The speed benchmark (pkg-build/bench/), in the bench packages only: the same cases as

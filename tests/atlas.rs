@@ -244,6 +244,16 @@ fn shards_merge_into_exactly_the_single_build_and_bad_partials_are_named() {
     std::fs::write(c.dir.join("bad.json"), p.to_string()).unwrap();
     let err = refuse(&[&c.path("bad.json")]);
     assert!(err.ends_with(&format!("feature {PLANTED}: example protein 100000 is not among the named proteins")), "{err}");
+    let mut p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&parts[0]).unwrap()).unwrap();
+    p["options"]["quantiles"] = serde_json::json!(1_000_000_000);
+    std::fs::write(c.dir.join("loops.json"), p.to_string()).unwrap();
+    let err = refuse(&[&c.path("loops.json")]);
+    assert!(err.ends_with("atlas: options top 8, sample 40, quantiles 1000000000, per quantile 2: top must be within 1..=1000, sample 0..=10000, quantiles 1..=100, per quantile 0..=100"), "{err}");
+    p["options"]["quantiles"] = serde_json::json!(5);
+    p["features"][PLANTED]["max"] = serde_json::json!(null);
+    std::fs::write(c.dir.join("nan.json"), p.to_string()).unwrap();
+    let err = refuse(&[&c.path("nan.json")]);
+    assert!(err.contains("not a partial atlas: invalid type: null, expected f32"), "{err}");
     let err = plmscope_fails(&["atlas", "build", "--model", "x", "--sae", "y", "--layer", "1", "--corpus", "z", "--shard", "3/3", "--out", "o"]);
     assert!(err.contains("\"3/3\" is not a shard i/n with i < n, e.g. 0/4"), "{err}");
     let p = Partial::from_json(&std::fs::read_to_string(&parts[1]).unwrap()).unwrap();

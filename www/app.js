@@ -9,8 +9,9 @@ import { drawPredictions, drawDelta } from './views/predictions.js';
 import { createGraphView, validateGraph } from './views/graph.js';
 import { createAnalysis } from './views/analysis.js';
 import { createDesign } from './views/design.js';
+import { createAtlas } from './views/atlas.js';
 import { isolate } from './isolation.js';
-import { HUB } from './loader.js';
+import { HUB, SAE_REPO } from './loader.js';
 import { CAPS, allowedBy, checkSize, fetchCapped, linkUrl, originLabel, parseJson } from './hosts.js';
 
 const $ = (id) => document.getElementById(id);
@@ -50,6 +51,8 @@ function onModelReady(info) {
   view.randomWeights = info.randomWeights;
   view.randomCheckpoint = info.randomCheckpoint;
   view.modelName = info.source;
+  view.modelSha = info.sha256;
+  view.saeShas = new Map();
   view.nLayers = info.nLayers;
   view.saeLayers.clear();
   view.modelStatus = `Model ready: ${info.nLayers} layers, d_model ${info.dModel} — ${info.source}`;
@@ -68,6 +71,7 @@ function onSaeReady(info) {
   $('progress').hidden = true;
   setStatus(view.modelStatus);
   view.saeLayers.add(info.layer);
+  view.saeShas.set(info.layer, info.sha256);
   view.saeRandom = info.random;
   view.saeStatus = `SAE at layer ${info.layer}: ${info.name} (${info.format}, ${info.dSae} features)`;
   $('sae-status').textContent = view.saeStatus;
@@ -75,6 +79,10 @@ function onSaeReady(info) {
   $('run').disabled = false;
   if (state.fasta !== null && !view.features) run();
   else if (view.features && info.layer === state.layer) changeLayer(state.layer);
+  if (info.layer === state.layer) {
+    const fromHub = !info.random && info.name.startsWith(`${SAE_REPO}/`) && info.name.endsWith(' from huggingface.co');
+    atlasView.find({ link: params.get('atlas'), layer: info.layer, model: view.modelSha, sae: info.sha256, hubDefault: fromHub });
+  }
 }
 
 function showLoadError(message) {
@@ -284,6 +292,7 @@ function render() {
   renderFeatureList();
   renderFeaturePanel();
   graph?.select(f.layer, state.feature);
+  atlasView.show();
 }
 
 function renderTimings() {
@@ -312,6 +321,7 @@ function selectFeature(id) {
   state.feature = id;
   writeUrl();
   graph?.select(state.layer, id);
+  atlasView.show();
   if (!view.features) return;
   renderFeatureList();
   renderFeaturePanel();
@@ -470,8 +480,7 @@ function goToFeature(layer, feature) {
   // Before the model is ready the layer picker is empty; the ready handler loads the SAE of state.layer.
   if (!view.modelReady) { state.layer = layer; writeUrl(); return; }
   if (layer !== state.layer && layer <= $('layer').options.length) { $('layer').value = String(layer); changeLayer(layer).then(() => selectFeature(feature)); }
-  else if (view.features) selectFeature(feature);
-  else writeUrl();
+  else selectFeature(feature);
 }
 
 function showGraph(name) {
@@ -508,6 +517,21 @@ const analysis = createAnalysis({
     $('graph-choice').value = 'live';
     showGraph('live');
   },
+});
+
+const atlasView = createAtlas({
+  engine,
+  current: () => ({ layer: state.layer, feature: state.feature, model: view.modelSha, sae: view.saeShas?.get(state.layer) }),
+  // An example runs in the viewer with the atlas's feature selected.
+  openSequence: async (fasta, feature) => {
+    $('sequence').value = fasta;
+    updateRecordPicker();
+    state.feature = feature;
+    await run();
+    selectFeature(feature);
+    $('input').scrollIntoView();
+  },
+  onFeature: (feature) => goToFeature(state.layer, feature),
 });
 
 const design = createDesign({

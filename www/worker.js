@@ -110,6 +110,8 @@ const apply = {
   probe: (e) => engine.loadProbe(e.text),
   'circuit-start': (e) => engine.circuitStart(e.options, e.useProbe),
   'circuit-step': () => engine.circuitStep(),
+  'atlas-start': (e) => engine.atlasStart(e.corpus, e.request),
+  'atlas-step': (e) => engine.atlasStep(e.n),
   'train-start': (e, report = () => {}) => engine.trainStart(e.fasta, e.trainedOn, e.layer, e.maxTokens, e.options, report),
   'train-steps': (e) => engine.trainSteps(e.chunk),
 };
@@ -123,6 +125,8 @@ const supersedes = {
   probe: (e, old) => old.kind === 'probe',
   'circuit-start': (e, old) => old.kind.startsWith('circuit-'),
   'circuit-step': () => false,
+  'atlas-start': (e, old) => old.kind.startsWith('atlas-'),
+  'atlas-step': () => false,
   'train-start': (e, old) => old.kind.startsWith('train-'),
   'train-steps': () => false,
 };
@@ -257,6 +261,15 @@ const handlers = {
   },
   'circuit-step': () => record({ kind: 'circuit-step' }),
   'circuit-graph': () => withFallback(() => engine.circuitGraph()),
+  // An atlas over `corpus`, built `n` proteins a step; the page asks for each step and, at the
+  // end, for its files (an atlas is the page's to keep: nothing of it needs replaying after).
+  async 'atlas-start'({ corpus, request }) {
+    await ensureSae(request.layer);
+    return record({ kind: 'atlas-start', corpus, request });
+  },
+  'atlas-step': ({ n }) => record({ kind: 'atlas-step', n }),
+  'atlas-finish': () => withFallback(() => engine.atlasFinish()),
+  'atlas-open-zip': ({ bytes }) => withFallback(() => engine.atlasFromZip(bytes)),
   async concepts({ layer, concepts, top }) {
     await ensureSae(layer);
     return withFallback(() => engine.concepts(layer, concepts, top));

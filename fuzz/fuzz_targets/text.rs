@@ -1,8 +1,9 @@
 //! The text formats, each on the same input: FASTA, annotated proteins (UniProt and explorer JSON),
-//! probe JSON, circuit graph JSON, and the edit grammar (edits, positions, steers).
+//! probe JSON, circuit graph JSON, a partial atlas (read, merged, written), and the edit grammar
+//! (edits, positions, steers).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use plmscope::analysis::{circuit::Graph, generate, labels, probe::Probe};
+use plmscope::analysis::{atlas, circuit::Graph, generate, labels, probe::Probe};
 use plmscope::{alphabet, intervene};
 
 fuzz_target!(|data: &[u8]| {
@@ -16,6 +17,16 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = Probe::from_json(&text);
+    if let Ok(partial) = atlas::Partial::from_json(&text) {
+        // Merged into a twin that holds no shard, so that every sum and top-k runs.
+        let mut twin = partial.clone();
+        twin.shards.clear();
+        let _ = twin.merge(partial.clone());
+        let n = partial.features.len();
+        if let Ok(a) = atlas::format::finish(partial, vec![None; n]) {
+            let _ = a.files();
+        }
+    }
     let _ = serde_json::from_str::<Graph>(&text);
     let _ = text.parse::<intervene::Edit>();
     let _ = intervene::parse_positions(&text);

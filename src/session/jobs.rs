@@ -279,6 +279,7 @@ impl Session {
         if count == 0 || index >= count {
             return Err(SessionError::Request { what: "atlas", detail: format!("shard {index}/{count}: a shard is i/n with i < n") });
         }
+        request.options.check()?;
         let sae = self.sae(request.layer)?;
         let (model, sae_info) = (self.model_info()?, self.sae_info(request.layer)?);
         let Labelled { proteins, skipped } = labels::read_proteins(corpus)?;
@@ -340,7 +341,7 @@ impl Session {
         let layer = all.subject.layer;
         let (model, sae, info) = (self.model()?, self.sae(layer)?, self.sae_info(layer)?);
         let model_sha = self.model_info()?.sha256;
-        if all.subject.model.sha256 != model_sha || all.subject.sae.sha256 != info.sha256 {
+        if all.subject.model.sha256 != model_sha || all.subject.sae.sha256 != info.sha256 || all.subject.d_model != model.d_model() || all.subject.d_sae != sae.d_sae {
             return Err(SessionError::Request { what: "atlas", detail: format!("the partials were built with {} and {} (by content); load those to merge them", all.subject.model.name, all.subject.sae.name) });
         }
         let mean: Vec<f32> = all.residual_sum.iter().map(|&s| (s as f64 / 2f64.powi(atlas::FIXED_BITS) / all.residues.max(1) as f64) as f32).collect();

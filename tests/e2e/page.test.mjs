@@ -123,6 +123,14 @@ const clickWhenText = (page, id, pattern, button) => page.evaluate(([i, p, b]) =
   watch.observe(watched, { childList: true, characterData: true, subtree: true });
 }, [id, pattern.source, button]);
 
+/** On the random demo: waits for its SAE, runs SEQUENCE and waits for its summary. */
+async function runDemo(page) {
+  await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+  await page.fill('#sequence', SEQUENCE);
+  await page.click('#run');
+  await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+}
+
 /** Drops the CLI's random model folder and the t6 InterPLM SAE (layer 3) on the page. */
 async function loadRealFormatFiles(page) {
   await waitText(page, 'sae-status', /SAE at layer/);
@@ -274,10 +282,7 @@ test('WebGPU build: the badge says so, features show, a lost device moves to the
   try {
     await waitText(page, 'status', /Model ready/);
     assert.equal(await page.textContent('#backend'), 'WebGPU');
-    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
-    await page.fill('#sequence', SEQUENCE);
-    await page.click('#run');
-    await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+    await runDemo(page);
     await page.screenshot({ path: join(artifacts, 'webgpu.png'), fullPage: true });
 
     // The device is lost; the next intervention runs on the CPU build with the same state.
@@ -341,10 +346,7 @@ test('WebGPU build: a device lost during a circuit replays the journal on the CP
 test('a panic in the engine restarts it with everything loaded, and only the request that panicked fails', { timeout: 900_000 }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {
-    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
-    await page.fill('#sequence', SEQUENCE);
-    await page.click('#run');
-    await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+    await runDemo(page);
     // An SAE of 10^8 features asks for more memory than wasm32 has: the allocation panics.
     await page.selectOption('#train-source', 'random');
     for (const [id, v] of [['train-random-n', '2'], ['train-d-sae', '100000000'], ['train-steps', '5'], ['train-batch', '16']]) await page.fill(`#${id}`, v);
@@ -616,10 +618,7 @@ test('?graphs=: a hostile graph, a host the page does not read from and a bad ad
     try {
       await waitText(page, 'graph-status', /^Could not load/, 60_000);
       assert.match(await page.textContent('#graph-status'), words);
-      await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
-      await page.fill('#sequence', SEQUENCE);
-      await page.click('#run');
-      await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+      await runDemo(page);
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();
@@ -630,10 +629,7 @@ test('?graphs=: a hostile graph, a host the page does not read from and a bad ad
 test('hostile files dropped on the page: the error beside the input that took them, and what was shown stays and runs', { timeout: 900_000 }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {
-    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
-    await page.fill('#sequence', SEQUENCE);
-    await page.click('#run');
-    await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+    await runDemo(page);
     const nanDir = join(work, 'nan-model');
     mkdirSync(nanDir, { recursive: true });
     cpSync(join(work, 'model/config.json'), join(nanDir, 'config.json'));
@@ -655,6 +651,83 @@ test('hostile files dropped on the page: the error beside the input that took th
     assert.equal(await page.locator('#delta .residue').count(), 30);
     await page.screenshot({ path: join(artifacts, 'hostile-drop.png'), fullPage: true });
     assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the feature atlas: built in the page, kept in the cache, saved, and the same card from the dropped zip and from a URL', { timeout: 900_000 }, async () => {
+  let state = 7;
+  const random = (n) => Array.from({ length: n }, () => { state = (state * 1103515245 + 12345) % 2 ** 31; return 'ACDEFGHIKLMNPQRSTVWY'[state % 20]; }).join('');
+  const fasta = `>Q0 first\n${SEQUENCE}\n` + [1, 2, 3].map((i) => `>Q${i}\n${random(25 + 10 * i)}\n`).join('');
+  // The card of `feature` (by default the one the viewer selects for the first protein).
+  const cardOf = async (page, feature) => {
+    await page.fill('#sequence', fasta);
+    await page.click('#run');
+    await waitText(page, 'summary', /30 residues, layer 3, 10240 features/);
+    if (feature !== undefined) {
+      await page.fill('#atlas-go', feature);
+      await page.dispatchEvent('#atlas-go', 'change');
+    }
+    await waitText(page, 'atlas-card', new RegExp(`^Feature ${feature ?? '\\d+'}: fires on `));
+    return page.textContent('#atlas-card');
+  };
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1400 }, acceptDownloads: true });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${base}?weights=random&backend=cpu&threads=1`);
+    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+    await waitText(page, 'atlas-card', /^No atlas is loaded/);
+    await page.fill('#sequence', fasta);
+    await page.selectOption('#atlas-source', 'input');
+    await page.click('#atlas-build');
+    await waitText(page, 'atlas-status', /^Atlas: built here over the proteins in the input box — layer 3, 10240 features over 4 proteins \(the proteins in the input box\); \d+ never fire · built in [0-9.]+ s \([0-9.]+ proteins\/s\)$/);
+    const built = await cardOf(page);
+    const feature = new URL(page.url()).searchParams.get('f');
+    assert.match(built, new RegExp(`^Feature ${feature}: fires on `));
+    assert.match(built, /Direct effect on the predictions \(Δ log p; the direct path only/);
+    assert.match(built, /Top proteins/);
+    assert.ok(await page.locator('#atlas-card .atlas-hist rect').count() > 0, 'the histogram is drawn');
+    await page.locator('#atlas').screenshot({ path: join(artifacts, 'atlas-built.png') });
+    // "open" runs an example in the viewer, with the card's feature selected.
+    const id = (await page.textContent('#atlas-card .atlas-id')).split(' ')[0];
+    await page.click('#atlas-card .atlas-example button');
+    await waitText(page, 'summary', new RegExp(`^${id}`));
+    assert.equal(new URL(page.url()).searchParams.get('f'), feature);
+    const [zip] = await Promise.all([page.waitForEvent('download'), page.click('#atlas-save')]);
+    const zipPath = join(work, 'atlas.zip');
+    await zip.saveAs(zipPath);
+    assert.equal(zip.suggestedFilename(), 'plmscope-atlas-layer3.zip');
+    // A second visit finds the atlas built here in the Cache API.
+    await page.reload();
+    await waitText(page, 'atlas-status', /^Atlas: built here before \(from the cache\)/);
+    assert.equal(await cardOf(page, feature), built);
+    assert.deepEqual(errors, []);
+
+    const fresh = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
+    const dropped = await fresh.newPage();
+    await dropped.goto(`${base}?weights=random&backend=cpu&threads=1`);
+    await waitText(dropped, 'sae-status', /SAE at layer 3: random demo SAE/);
+    await dropped.setInputFiles('#atlas-drop', zipPath);
+    await waitText(dropped, 'atlas-status', /^Atlas: atlas\.zip — layer 3/);
+    assert.equal(await cardOf(dropped, feature), built);
+    const junk = join(work, 'junk.zip');
+    writeFileSync(junk, 'PK\x05\x06' + '\0'.repeat(18));
+    await dropped.setInputFiles('#atlas-drop', junk);
+    await waitText(dropped, 'atlas-error', /^junk\.zip: atlas: manifest\.json: /);
+    assert.equal(await dropped.textContent('#atlas-card'), built, 'a bad zip leaves the card shown');
+
+    const folder = join(artifacts, 'atlas-url');
+    rmSync(folder, { recursive: true, force: true });
+    execFileSync('python3', ['-c', 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])', zipPath, folder]);
+    const linked = await fresh.newPage();
+    await linked.goto(`${base}?weights=random&backend=cpu&threads=1&atlas=${encodeURIComponent(`${base}tests/e2e/artifacts/atlas-url/`)}`);
+    await waitText(linked, 'atlas-status', /^Atlas: http:\/\/127\.0\.0\.1:\d+\/tests\/e2e\/artifacts\/atlas-url\/ — layer 3/);
+    assert.equal(await cardOf(linked, feature), built);
+    await linked.locator('#atlas').screenshot({ path: join(artifacts, 'atlas-url.png') });
   } finally {
     await browser.close();
   }

@@ -63,6 +63,21 @@ pub struct AtlasOptions {
     pub per_quantile: usize,
 }
 
+impl AtlasOptions {
+    /// Within what an atlas can hold and a card can show: every loop over these stays short.
+    pub fn check(&self) -> Result<(), AtlasError> {
+        let within = |v: usize, lo: usize, hi: usize| (lo..=hi).contains(&v);
+        if within(self.top, 1, 1000) && within(self.sample, 0, 10_000) && within(self.quantiles, 1, 100) && within(self.per_quantile, 0, 100) {
+            Ok(())
+        } else {
+            Err(AtlasError::Partial(format!(
+                "options top {}, sample {}, quantiles {}, per quantile {}: top must be within 1..=1000, sample 0..=10000, quantiles 1..=100, per quantile 0..=100",
+                self.top, self.sample, self.quantiles, self.per_quantile
+            )))
+        }
+    }
+}
+
 impl Default for AtlasOptions {
     fn default() -> Self {
         Self { top: 8, sample: 40, quantiles: 5, per_quantile: 2 }
@@ -365,6 +380,7 @@ impl Partial {
         if p.schema != PARTIAL_SCHEMA {
             return bad(format!("schema {} is not {PARTIAL_SCHEMA}", p.schema));
         }
+        p.options.check()?;
         if p.shard_count == 0 || p.shards.iter().any(|&s| s >= p.shard_count) {
             return bad(format!("shards {:?} are not within 0..{}", p.shards, p.shard_count));
         }
@@ -377,6 +393,10 @@ impl Partial {
             }
             if let Some(e) = f.top.iter().chain(&f.sample).find(|e| !p.named.contains_key(&e.protein)) {
                 return bad(format!("feature {j}: example protein {} is not among the named proteins", e.protein));
+            }
+            let finite = |e: &Example| e.max.is_finite() && e.residues.iter().all(|r| r.1.is_finite());
+            if !f.max.is_finite() || !f.top.iter().chain(&f.sample).all(finite) {
+                return bad(format!("feature {j}: its activations must be finite numbers"));
             }
         }
         Ok(p)

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use plmscope::analysis::atlas::{format::Atlas, AtlasOptions, Partial};
-use plmscope::session::{AtlasRequest, Session};
+use plmscope::session::AtlasRequest;
 
-use crate::io::{self, Error};
+use crate::io::{self, Error, Weights};
 
 #[derive(clap::Subcommand)]
 pub enum AtlasCommand {
@@ -17,29 +17,6 @@ pub enum AtlasCommand {
     /// Joins the partials of every shard of one corpus into its atlas: equal to one build over
     /// the whole corpus.
     Merge(MergeArgs),
-}
-
-#[derive(clap::Args)]
-pub struct Weights {
-    /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
-    #[arg(long)]
-    model: PathBuf,
-    /// The SAE (a file, or a SAELens folder) that reads hidden state LAYER.
-    #[arg(long)]
-    sae: PathBuf,
-    #[arg(long)]
-    layer: usize,
-    /// k of a top-k SAE whose file name does not give it.
-    #[arg(long)]
-    k: Option<usize>,
-}
-
-impl Weights {
-    fn open(&self) -> Result<Session, Error> {
-        let mut session = io::open(&self.model)?;
-        io::add_sae(&mut session, self.layer, &self.sae, self.k)?;
-        Ok(session)
-    }
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {

@@ -51,6 +51,19 @@ pub struct MemoryArgs {
 }
 
 #[derive(clap::Args)]
+pub struct AtlasArgs {
+    #[arg(long, default_value_t = 1000)]
+    proteins: usize,
+    /// Also build it as two shards and time their merge.
+    #[arg(long)]
+    merge: bool,
+    /// Keep only the k largest features of each residue (a top-k SAE's sparsity; the demo's ReLU
+    /// SAE fires on a few thousand features a residue).
+    #[arg(long)]
+    top_k: Option<usize>,
+}
+
+#[derive(clap::Args)]
 pub struct DesignArgs {
     #[arg(long, default_value_t = 100)]
     residues: usize,
@@ -82,6 +95,65 @@ pub fn memory(a: MemoryArgs) -> Result<(), Error> {
 
 pub fn design(a: DesignArgs) -> Result<(), Error> {
     bench_design(a.residues, a.steps, &Device::flex())
+}
+
+/// The atlas of the demo's random 10,240-feature SAE at layer 3 (random esm2_t6_8M weights) over
+/// random proteins of 50–500 residues, through the session as `atlas build` runs it: proteins per
+/// second, the atlas's bytes, the peak resident memory and, with `merge`, two shards' merge.
+pub fn atlas(a: AtlasArgs) -> Result<(), Error> {
+    use plmscope::analysis::atlas::AtlasOptions;
+    use plmscope::session::{AtlasRequest, Session};
+    let mut session = Session::new(Device::flex());
+    session.load_random_model()?;
+    let info = session.load_random_sae(3)?;
+    if let Some(k) = a.top_k {
+        let mut sae = session.sae(3)?.clone();
+        sae.activation = plmscope::sae::Activation::TopK(k);
+        session.install_sae(3, sae, &format!("random demo SAE, top-{k}"), true, info.sha256)?;
+    }
+    let mut state = 0xA7_1A5_u64;
+    let fasta: String = (0..a.proteins)
+        .map(|i| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let length = 50 + (state >> 33) as usize % 451;
+            format!(">R{i}\n{}\n", random_residues(length, &mut state))
+        })
+        .collect();
+    let request = |shard| AtlasRequest { layer: 3, description: "random proteins".into(), options: AtlasOptions::default(), shard };
+    let build = |session: &mut Session, shard| -> Result<f64, Error> {
+        let total = session.atlas_start(&fasta, request(shard))?.total;
+        let t = std::time::Instant::now();
+        while pollster::block_on(session.atlas_step(100))?.done < total {}
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let seconds = build(&mut session, (0, 1))?;
+    let atlas = pollster::block_on(session.atlas_finish())?;
+    let peak = memory_status("VmHWM")?;
+    let files = atlas.files();
+    let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
+    let largest = files.iter().skip(1).map(|(_, b)| b.len()).max().unwrap_or(0);
+    let residues = atlas.manifest.residues;
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    println!(
+        "{}",
+        serde_json::json!({ "proteins": a.proteins, "residues": residues, "threads": threads, "topK": a.top_k, "seconds": seconds,
+            "proteinsPerSecond": a.proteins as f64 / seconds, "atlasBytes": bytes, "bytesPerFeature": bytes / atlas.manifest.subject.d_sae,
+            "largestBlockBytes": largest, "zipBytes": atlas.zip()?.len(), "dead": atlas.manifest.dead.len(), "peakRssMb": peak as f64 / 1024.0 })
+    );
+    if a.merge {
+        let mut partials = Vec::new();
+        for i in 0..2 {
+            build(&mut session, (i, 2))?;
+            let json = serde_json::to_string(&session.atlas_partial()?)?;
+            partials.push(json);
+        }
+        let t = std::time::Instant::now();
+        let parsed = partials.iter().map(|j| plmscope::analysis::atlas::Partial::from_json(j)).collect::<Result<Vec<_>, _>>()?;
+        let merged = pollster::block_on(session.atlas_merge(parsed))?;
+        let merge_seconds = t.elapsed().as_secs_f64();
+        println!("{}", serde_json::json!({ "mergeSeconds": merge_seconds, "partialBytes": partials.iter().map(String::len).collect::<Vec<_>>(), "equal": merged == atlas }));
+    }
+    Ok(())
 }
 
 pub fn circuit(a: CircuitArgs) -> Result<(), Error> {

@@ -87,6 +87,32 @@ pub fn add_sae(session: &mut Session, layer: usize, path: &Path, k: Option<usize
     Ok(())
 }
 
+/// A model and the SAE that reads one of its layers: the arguments of every verb that needs both.
+#[derive(clap::Args)]
+pub struct Weights {
+    /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// An InterPLM or InterProt .pt, an InterProt .safetensors, or a SAELens folder.
+    #[arg(long)]
+    pub sae: PathBuf,
+    /// The hidden state the SAE reads (1..=n_layers, transformers numbering).
+    #[arg(long)]
+    pub layer: usize,
+    /// k of a top-k SAE whose file does not say it.
+    #[arg(long)]
+    pub k: Option<usize>,
+}
+
+impl Weights {
+    /// A session with the model and the SAE at its layer.
+    pub fn open(&self) -> Result<Session, Error> {
+        let mut session = open(&self.model)?;
+        add_sae(&mut session, self.layer, &self.sae, self.k)?;
+        Ok(session)
+    }
+}
+
 /// `LAYER=PATH`.
 pub fn parse_layer_path(s: &str) -> Result<(usize, PathBuf), String> {
     let (l, p) = s.split_once('=').ok_or_else(|| format!("\"{s}\" is not LAYER=PATH"))?;

@@ -84,6 +84,11 @@ enum Command {
     /// for BENCHMARKS.md.
     #[cfg(feature = "bench")]
     BenchCircuit(bench::CircuitArgs),
+    /// Builds the atlas of the demo's random 10,240-feature SAE at layer 3 over random proteins
+    /// (esm2_t6_8M shape, random weights) and prints one JSON line: proteins per second, the
+    /// atlas's bytes, the peak resident memory; with --merge, two shards' merge time.
+    #[cfg(feature = "bench")]
+    BenchAtlas(bench::AtlasArgs),
 }
 
 fn run(cli: Cli) -> Result<(), io::Error> {
@@ -108,6 +113,8 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         Command::BenchDesign(a) => bench::design(a),
         #[cfg(feature = "bench")]
         Command::BenchCircuit(a) => bench::circuit(a),
+        #[cfg(feature = "bench")]
+        Command::BenchAtlas(a) => bench::atlas(a),
     }
 }
 

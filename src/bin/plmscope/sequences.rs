@@ -41,31 +41,19 @@ pub fn embed(a: EmbedArgs) -> Result<(), Error> {
 /// A model, an SAE at a layer and the records to run.
 #[derive(clap::Args)]
 pub struct SaeArgs {
-    /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
-    #[arg(long)]
-    model: PathBuf,
-    /// An InterPLM or InterProt .pt, an InterProt .safetensors, or a SAELens folder.
-    #[arg(long)]
-    sae: PathBuf,
-    /// The hidden state the SAE reads (1..=n_layers, transformers numbering).
-    #[arg(long)]
-    layer: usize,
+    #[command(flatten)]
+    weights: io::Weights,
     #[arg(long)]
     fasta: PathBuf,
     #[arg(long)]
     out: PathBuf,
-    /// k of a top-k SAE whose file does not say it.
-    #[arg(long)]
-    k: Option<usize>,
 }
 
 impl SaeArgs {
     /// The records, then the session with the SAE at its layer, all checked before any work.
     fn open(&self) -> Result<(plmscope::session::Session, Vec<plmscope::alphabet::Record>), Error> {
         let records = io::read_fasta(&self.fasta)?;
-        let mut session = io::open(&self.model)?;
-        io::add_sae(&mut session, self.layer, &self.sae, self.k)?;
-        Ok((session, records))
+        Ok((self.weights.open()?, records))
     }
 }
 
@@ -82,11 +70,11 @@ pub fn features(a: FeaturesArgs) -> Result<(), Error> {
     let (session, records) = a.sae.open()?;
     let mut tensors = Vec::new();
     for (i, record) in records.iter().enumerate() {
-        let (shape, data) = pollster::block_on(session.dense_features(record, a.sae.layer, a.normalized))?;
+        let (shape, data) = pollster::block_on(session.dense_features(record, a.sae.weights.layer, a.normalized))?;
         tensors.push((format!("{i}.features"), OutTensor::F32 { shape, data }));
     }
     io::write_tensors(&a.sae.out, tensors)?;
-    eprintln!("{} records, {} features at layer {} → {}", records.len(), session.sae(a.sae.layer)?.d_sae, a.sae.layer, a.sae.out.display());
+    eprintln!("{} records, {} features at layer {} → {}", records.len(), session.sae(a.sae.weights.layer)?.d_sae, a.sae.weights.layer, a.sae.out.display());
     Ok(())
 }
 
@@ -110,13 +98,13 @@ pub fn intervene(mut a: InterveneArgs) -> Result<(), Error> {
     a.edits.iter_mut().filter(|e| e.positions.is_none()).for_each(|e| e.positions = positions.clone());
     let mut tensors = Vec::new();
     for (i, record) in records.iter().enumerate() {
-        let after = pollster::block_on(session.intervene_record(record, a.sae.layer, &a.edits)).map_err(|e| format!("record {} ({}): {e}", i + 1, record.header))?;
+        let after = pollster::block_on(session.intervene_record(record, a.sae.weights.layer, &a.edits)).map_err(|e| format!("record {} ({}): {e}", i + 1, record.header))?;
         let ((hs, hd), (ls, ld)) = (after.hidden_states, after.logits);
         tensors.push((format!("{i}.hidden_states"), OutTensor::F32 { shape: hs, data: hd }));
         tensors.push((format!("{i}.logits"), OutTensor::F32 { shape: ls, data: ld }));
     }
     io::write_tensors(&a.sae.out, tensors)?;
-    eprintln!("{} records, {} edits at layer {} → {}", records.len(), a.edits.len(), a.sae.layer, a.sae.out.display());
+    eprintln!("{} records, {} edits at layer {} → {}", records.len(), a.edits.len(), a.sae.weights.layer, a.sae.out.display());
     Ok(())
 }
 
