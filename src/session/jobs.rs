@@ -296,7 +296,9 @@ impl Session {
         for (i, p) in proteins.into_iter().enumerate() {
             if atlas::in_shard(i as u64, request.shard) {
                 let record = alphabet::parse_fasta(&p.sequence)?.swap_remove(0);
-                mine.push((i as u64, record, p.accession));
+                // Its id is the first word of its header (a FASTA header's description is not).
+                let id = p.accession.split_whitespace().next().unwrap_or_default().to_string();
+                mine.push((i as u64, record, id));
             }
         }
         let progress = AtlasProgress { done: 0, total: mine.len(), skipped };

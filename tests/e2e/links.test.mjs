@@ -9,11 +9,15 @@ const html = readFileSync(new URL('../../index.html', import.meta.url), 'utf8');
 const policy = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(html)[1];
 const directives = Object.fromEntries(policy.split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v]));
 
-test('the page\'s connect-src is the list the worker checks, and nothing else', () => {
+test('the page\'s connect-src is the list the worker checks, and nothing else', async () => {
   assert.deepEqual(directives['connect-src'], CONNECT_SRC);
   assert.deepEqual(directives['default-src'], ["'self'"]);
   assert.deepEqual(directives['script-src'], ["'self'", "'wasm-unsafe-eval'"]);
   assert.deepEqual(directives['object-src'], ["'none'"]);
+  // Cytoscape's one inline rule, by its hash: nothing else inline.
+  const { createHash } = await import('node:crypto');
+  const rule = '.__________cytoscape_container { position: relative; }';
+  assert.deepEqual(directives['style-src'], ["'self'", `'sha256-${createHash('sha256').update(rule).digest('base64')}'`]);
 });
 
 test('allowedBy matches origins as a CSP does: exact hosts, *. for subdomains, \'self\'', () => {

@@ -66,6 +66,7 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
       return;
     }
     const m = atlas.manifest;
+    $('atlas-go').value = feature ?? '';
     if (feature === null) { card.replaceChildren(el('p', 'Select a feature to see its card.', 'muted')); return; }
     if (layer !== m.subject.layer) { card.replaceChildren(el('p', `The atlas is of layer ${m.subject.layer}; the viewer shows layer ${layer}.`, 'muted')); return; }
     if (!(feature >= 0 && feature < m.subject.dSae)) { card.replaceChildren(el('p', `The atlas has features 0–${m.subject.dSae - 1}.`, 'muted')); return; }
@@ -88,7 +89,7 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
   }
 
   function summary(c, m) {
-    const pct = (x) => `${(100 * x).toPrecision(2)}%`;
+    const pct = (x) => `${Number((100 * x).toPrecision(2))}%`;
     const text = c.activeProteins === 0
       ? `Feature ${c.feature} never fires on the ${m.proteins} proteins of this atlas.`
       : `Feature ${c.feature}: fires on ${pct(c.residueFrequency)} of residues and ${pct(c.proteinFrequency)} of proteins; max ${c.max.toPrecision(3)}`;

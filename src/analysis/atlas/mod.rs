@@ -218,6 +218,9 @@ pub struct Partial {
 
 pub const FIXED_BITS: i32 = 32;
 
+/// Proteins added between two prunes of the named proteins.
+const PRUNE_EVERY: u64 = 1024;
+
 mod decimal {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
@@ -307,16 +310,12 @@ impl Partial {
         }
         if named {
             self.named.insert(index, Protein { id: id.into(), sequence: sequence.into() });
-            // Forget proteins no example names any more, once they are as many as those named.
-            if self.named.len() > 2 * self.opts_capacity() {
-                self.prune();
-            }
         }
-    }
-
-    /// Examples the features can hold: what `named` is pruned towards.
-    fn opts_capacity(&self) -> usize {
-        (self.options.top + self.options.sample).max(1) * 64
+        // Proteins no example names any more are forgotten now and then: a prune walks every
+        // example once, so `named` holds what examples name plus at most PRUNE_EVERY more.
+        if self.proteins % PRUNE_EVERY == 0 {
+            self.prune();
+        }
     }
 
     /// Keeps in `named` only the proteins some example names.
