@@ -21,11 +21,12 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage();
-  // BENCH_PAGE=design times only generation and training.
+  // BENCH_PAGE=design times only generation and training; BENCH_PAGE=atlas only the atlas.
   const designOnly = process.env.BENCH_PAGE === 'design';
+  const atlasOnly = process.env.BENCH_PAGE === 'atlas';
   await page.goto(`http://127.0.0.1:${port}/?weights=random&backend=cpu`);
   await page.waitForFunction(() => /SAE at layer 3/.test(document.getElementById('sae-status').textContent), null, { timeout: 300_000 });
-  if (!designOnly) {
+  if (!designOnly && !atlasOnly) {
     await page.fill('#sequence', seq);
     const runs = [];
     for (let i = 0; i < 5; i++) {
@@ -86,49 +87,51 @@ try {
     console.log(`| 40 proteins × 300 residues, the demo SAE at layer 3 (10,240 features) | ${seconds} | ${rate} |`);
   }
 
-  // Steered generation from the page's controls: each sample is generated steered and again
-  // unsteered (its twin), so one sample of R rounds runs 2R forwards plus two PLLs. The PLLs
-  // (100 masked forwards each) dwarf a round and drift by seconds, so a round's cost is the
-  // difference between 21 rounds and 1 (40 rounds) within a pair of runs made one after the other,
-  // the median of 3 pairs.
-  const generate = async (rounds) => {
-    await page.fill('#gen-rounds', String(rounds));
-    // The previous run's status would match at once: clear it, so the wait is for this run's.
-    await page.evaluate(() => { document.getElementById('gen-status').textContent = ''; });
-    await page.click('#gen-run');
-    await page.waitForFunction(() => /^1 sequence,.* in [0-9.]+ s/.test(document.getElementById('gen-status').textContent) && !document.getElementById('gen-run').disabled, null, { timeout: 3_600_000 });
-    return Number(/in ([0-9.]+) s/.exec(await page.textContent('#gen-status'))[1]);
-  };
-  await page.fill('#gen-steers', '3:clamp:17=8');
-  await page.fill('#gen-length', '100');
-  await page.fill('#gen-samples', '1');
-  const pairs = [];
-  for (let i = 0; i < 3; i++) {
-    const one = await generate(1);
-    pairs.push({ one, perRound: (await generate(21) - one) / 40 });
-  }
-  const perRound = median(pairs.map((p) => p.perRound));
-  const fixed = median(pairs.map((p) => p.one)) - 2 * perRound;
-  console.log();
-  console.log('| generation, 100 residues, clamp at layer 3 | per round (ms) | rounds / s | PLL + final encode, twice (s) |');
-  console.log('|---|---|---|---|');
-  console.log(`| CPU build | ${(perRound * 1e3).toFixed(0)} | ${(1 / perRound).toFixed(1)} | ${fixed.toFixed(2)} |`);
+  if (!atlasOnly) {
+    // Steered generation from the page's controls: each sample is generated steered and again
+    // unsteered (its twin), so one sample of R rounds runs 2R forwards plus two PLLs. The PLLs
+    // (100 masked forwards each) dwarf a round and drift by seconds, so a round's cost is the
+    // difference between 21 rounds and 1 (40 rounds) within a pair of runs made one after the other,
+    // the median of 3 pairs.
+    const generate = async (rounds) => {
+      await page.fill('#gen-rounds', String(rounds));
+      // The previous run's status would match at once: clear it, so the wait is for this run's.
+      await page.evaluate(() => { document.getElementById('gen-status').textContent = ''; });
+      await page.click('#gen-run');
+      await page.waitForFunction(() => /^1 sequence,.* in [0-9.]+ s/.test(document.getElementById('gen-status').textContent) && !document.getElementById('gen-run').disabled, null, { timeout: 3_600_000 });
+      return Number(/in ([0-9.]+) s/.exec(await page.textContent('#gen-status'))[1]);
+    };
+    await page.fill('#gen-steers', '3:clamp:17=8');
+    await page.fill('#gen-length', '100');
+    await page.fill('#gen-samples', '1');
+    const pairs = [];
+    for (let i = 0; i < 3; i++) {
+      const one = await generate(1);
+      pairs.push({ one, perRound: (await generate(21) - one) / 40 });
+    }
+    const perRound = median(pairs.map((p) => p.perRound));
+    const fixed = median(pairs.map((p) => p.one)) - 2 * perRound;
+    console.log();
+    console.log('| generation, 100 residues, clamp at layer 3 | per round (ms) | rounds / s | PLL + final encode, twice (s) |');
+    console.log('|---|---|---|---|');
+    console.log(`| CPU build | ${(perRound * 1e3).toFixed(0)} | ${(1 / perRound).toFixed(1)} | ${fixed.toFixed(2)} |`);
 
-  // SAE training from the page's controls, on 40 random proteins at layer 3.
-  await page.selectOption('#train-source', 'random');
-  await page.fill('#train-random-n', '40');
-  await page.selectOption('#train-layer', '3');
-  await page.fill('#train-steps', '20');
-  await page.fill('#train-batch', '1024');
-  console.log();
-  console.log('| SAE training at layer 3, batch 1024 tokens, CPU build | tokens / s |');
-  console.log('|---|---|');
-  for (const [name, recipe] of [['top-k 2048 / k 32', 'top-k'], ['ReLU + L1, 2048', 'relu-l1']]) {
-    await page.selectOption('#train-recipe', recipe);
-    await page.click('#train-start');
-    await page.waitForFunction(() => /^Trained: 20 steps/.test(document.getElementById('train-status').textContent), null, { timeout: 3_600_000 });
-    console.log(`| ${name} | ${/\((\d+) tokens\/s\)/.exec(await page.textContent('#train-status'))[1]} |`);
-    await page.evaluate(() => { document.getElementById('train-status').textContent = ''; });
+    // SAE training from the page's controls, on 40 random proteins at layer 3.
+    await page.selectOption('#train-source', 'random');
+    await page.fill('#train-random-n', '40');
+    await page.selectOption('#train-layer', '3');
+    await page.fill('#train-steps', '20');
+    await page.fill('#train-batch', '1024');
+    console.log();
+    console.log('| SAE training at layer 3, batch 1024 tokens, CPU build | tokens / s |');
+    console.log('|---|---|');
+    for (const [name, recipe] of [['top-k 2048 / k 32', 'top-k'], ['ReLU + L1, 2048', 'relu-l1']]) {
+      await page.selectOption('#train-recipe', recipe);
+      await page.click('#train-start');
+      await page.waitForFunction(() => /^Trained: 20 steps/.test(document.getElementById('train-status').textContent), null, { timeout: 3_600_000 });
+      console.log(`| ${name} | ${/\((\d+) tokens\/s\)/.exec(await page.textContent('#train-status'))[1]} |`);
+      await page.evaluate(() => { document.getElementById('train-status').textContent = ''; });
+    }
   }
 } finally {
   await browser.close();
