@@ -43,10 +43,6 @@ fn named(names: &[String], files: &js_sys::Array) -> Result<Vec<(String, Vec<u8>
     Ok(names.iter().cloned().zip(files.iter().map(|f| js_sys::Uint8Array::new(&f).to_vec())).collect())
 }
 
-fn views(files: &[(String, Vec<u8>)]) -> Vec<NamedFile<'_>> {
-    files.iter().map(|(name, bytes)| NamedFile { name, bytes }).collect()
-}
-
 /// Which backends this build of the wasm holds.
 #[wasm_bindgen(js_name = compiledBackends)]
 pub fn compiled_backends() -> Vec<String> {
@@ -78,7 +74,7 @@ impl Plmscope {
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&mut self, names: Vec<String>, files: js_sys::Array, name: String) -> Result<JsValue, JsError> {
         let files = named(&names, &files)?;
-        out(self.session.load_model(&views(&files), &name))
+        out(self.session.load_model(&NamedFile::views(&files), &name))
     }
 
     /// esm2_t6_8M with the offline demo's random weights.
@@ -97,7 +93,7 @@ impl Plmscope {
     #[wasm_bindgen(js_name = loadSae)]
     pub fn load_sae(&mut self, layer: usize, names: Vec<String>, files: js_sys::Array, k: Option<usize>, name: String) -> Result<JsValue, JsError> {
         let files = named(&names, &files)?;
-        out(self.session.load_sae(layer, &views(&files), k, &name))
+        out(self.session.load_sae(layer, &NamedFile::views(&files), k, &name))
     }
 
     /// The offline demo's random SAE at `layer`.

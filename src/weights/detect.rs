@@ -22,6 +22,13 @@ pub struct NamedFile<'a> {
     pub bytes: &'a [u8],
 }
 
+impl<'a> NamedFile<'a> {
+    /// Views of owned `(name, bytes)` files, as the page's and the CLI's loaders hold them.
+    pub fn views(files: &'a [(String, Vec<u8>)]) -> Vec<NamedFile<'a>> {
+        files.iter().map(|(name, bytes)| NamedFile { name, bytes }).collect()
+    }
+}
+
 /// The files of a model: indices into the list given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelFiles {

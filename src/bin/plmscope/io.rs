@@ -68,22 +68,18 @@ fn chosen(path: &Path, pick: impl Fn(&[NamedFile<'_>]) -> Result<Vec<usize>, plm
     pick(&files)?.into_iter().map(|i| Ok((names[i].clone(), read(&paths[i])?))).collect()
 }
 
-pub fn views(files: &[(String, Vec<u8>)]) -> Vec<NamedFile<'_>> {
-    files.iter().map(|(name, bytes)| NamedFile { name, bytes }).collect()
-}
-
 /// A session on the CPU with the model at `path` (a hub folder or a fair-esm `.pt`).
 pub fn open(model: &Path) -> Result<Session, Error> {
     let mut session = Session::new(Device::flex());
     let files = chosen(model, |f| Ok(detect::model_files(f)?.indices()))?;
-    session.load_model(&views(&files), &model.display().to_string())?;
+    session.load_model(&NamedFile::views(&files), &model.display().to_string())?;
     Ok(session)
 }
 
 /// Installs the SAE at `path` (a file, or a SAELens folder) at `layer`.
 pub fn add_sae(session: &mut Session, layer: usize, path: &Path, k: Option<usize>) -> Result<(), Error> {
     let files = chosen(path, |f| Ok(detect::sae_files(f)?.indices()))?;
-    session.load_sae(layer, &views(&files), k, &path.display().to_string())?;
+    session.load_sae(layer, &NamedFile::views(&files), k, &path.display().to_string())?;
     Ok(())
 }
 
