@@ -26,8 +26,8 @@ pub(super) struct Jobs {
 
 struct AtlasJob {
     partial: Partial,
-    /// The shard's proteins: (number in the corpus, protein), and how many are done.
-    proteins: Vec<(u64, Record, String)>,
+    /// The shard's proteins (number in the corpus, tokens, id, sequence), and how many are done.
+    proteins: Vec<(u64, Vec<u32>, String, String)>,
     done: usize,
 }
 
@@ -295,10 +295,9 @@ impl Session {
         let mut mine = Vec::new();
         for (i, p) in proteins.into_iter().enumerate() {
             if atlas::in_shard(i as u64, request.shard) {
-                let record = alphabet::parse_fasta(&p.sequence)?.swap_remove(0);
                 // Its id is the first word of its header (a FASTA header's description is not).
                 let id = p.accession.split_whitespace().next().unwrap_or_default().to_string();
-                mine.push((i as u64, record, id));
+                mine.push((i as u64, crate::analysis::tokens(&p)?, id, p.sequence));
             }
         }
         let progress = AtlasProgress { done: 0, total: mine.len(), skipped };
@@ -311,9 +310,9 @@ impl Session {
         let job = self.jobs.atlas.as_mut().ok_or(SessionError::NoAtlas)?;
         let (model, sae) = (&self.model.as_ref().ok_or(SessionError::NoModel)?.model, self.saes.get(job.partial.subject.layer).ok_or(SessionError::NoSae(job.partial.subject.layer))?);
         let end = (job.done + n).min(job.proteins.len());
-        for (index, record, id) in &job.proteins[job.done..end] {
-            let seen = atlas::observe(model, sae, job.partial.subject.layer, record).await?;
-            job.partial.add(*index, id, &record.sequence(), &seen);
+        for (index, tokens, id, sequence) in &job.proteins[job.done..end] {
+            let seen = atlas::observe(model, sae, job.partial.subject.layer, tokens).await?;
+            job.partial.add(*index, id, sequence, &seen);
         }
         job.done = end;
         Ok(AtlasProgress { done: job.done, total: job.proteins.len(), skipped: Vec::new() })

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisError;
-use crate::alphabet::{Record, VOCAB};
+use crate::alphabet::VOCAB;
 use crate::device::read_f32;
 use crate::esm::{residue_rows, Batch, EsmModel};
 use crate::features::{self, SparseFeatures};
@@ -253,10 +253,10 @@ pub struct Observed {
     pub residual: Vec<f32>,
 }
 
-/// Runs `record` through `model` and `sae` at `layer`.
-pub async fn observe(model: &EsmModel, sae: &Sae, layer: usize, record: &Record) -> Result<Observed, AnalysisError> {
+/// Runs one protein (`<cls>` residues `<eos>`) through `model` and `sae` at `layer`.
+pub async fn observe(model: &EsmModel, sae: &Sae, layer: usize, tokens: &[u32]) -> Result<Observed, AnalysisError> {
     features::check(model, sae, layer)?;
-    let acts = model.forward(&Batch::new(&[record.tokens()], &model.device()));
+    let acts = model.forward(&Batch::new(&[tokens.to_vec()], &model.device()));
     let (encoded, _) = features::encode_sparse(sae, features::residues(&acts, layer)).await?;
     let last = acts.residual_pre_ln.expect("a full forward keeps the last block's output");
     Ok(Observed { features: encoded.features, residual: read_f32(residue_rows(last)).await? })
