@@ -208,6 +208,17 @@ impl Plmscope {
         atlas_object(&Atlas::from_zip(bytes).map_err(js_err)?)
     }
 
+    /// The seed explorer's features JSON (`name`, its text) as atlases of its SAE, one per layer:
+    /// `[[layer, {files, zip}], …]`.
+    #[wasm_bindgen(js_name = atlasFromExplorer)]
+    pub fn atlas_from_explorer(&self, name: &str, text: &str) -> Result<JsValue, JsError> {
+        let out = js_sys::Array::new();
+        for (layer, atlas) in crate::analysis::atlas::explorer::read(name, text).map_err(js_err)? {
+            out.push(&js_sys::Array::of2(&(layer as u32).into(), &atlas_object(&atlas)?));
+        }
+        Ok(out.into())
+    }
+
     /// The SAE as trained so far as a SAELens folder: `{layer, cfg: text, weights: bytes}`.
     #[wasm_bindgen(js_name = trainedSaelens)]
     pub async fn trained_saelens(&self) -> Result<JsValue, JsError> {

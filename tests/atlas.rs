@@ -1,7 +1,9 @@
 //! The feature atlas, built by the CLI as a user builds it, on a planted feature that fires on a
 //! known motif (tryptophan, in every seventh protein): its top examples are those proteins, its
 //! counts and histograms equal a brute-force count over `plmscope features`' output, shards
-//! merge into exactly the single build, and its direct effect is the head's own numbers.
+//! merge into exactly the single build, its direct effect is the head's own numbers, and in an
+//! annotated corpus its best concept is the motif's, with every concept score equal to a
+//! brute-force count.
 
 #[macro_use]
 mod common;
@@ -76,6 +78,7 @@ fn case(name: &str) -> Case {
     std::fs::write(sae.join("cfg.json"), cfg).unwrap();
     std::fs::write(sae.join("sae_weights.safetensors"), weights).unwrap();
     std::fs::write(dir.join("corpus.fasta"), &motif.fasta).unwrap();
+    std::fs::write(dir.join("corpus.json"), annotated(&motif.fasta)).unwrap();
     let s = |p: &Path| p.display().to_string();
     let args = vec!["--model".into(), s(&model), "--sae".into(), s(&sae), "--layer".into(), LAYER.to_string()];
     Case { dir, motif, args }
@@ -90,6 +93,31 @@ impl Case {
     fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
+}
+
+/// The motif corpus as UniProt JSON: each W a "Motif" ("W"), and a decoy "Region" ("N-term")
+/// over the first five residues of every third protein.
+fn annotated(fasta: &str) -> String {
+    let at = |start: usize, end: usize| serde_json::json!({"start": {"value": start}, "end": {"value": end}});
+    let entries: Vec<serde_json::Value> = plmscope::alphabet::parse_fasta(fasta)
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let seq = r.sequence();
+            let mut features: Vec<serde_json::Value> = seq
+                .bytes()
+                .enumerate()
+                .filter(|b| b.1 == b'W')
+                .map(|(k, _)| serde_json::json!({"type": "Motif", "description": "W", "location": at(k + 1, k + 1)}))
+                .collect();
+            if i % 3 == 0 {
+                features.push(serde_json::json!({"type": "Region", "description": "N-term", "location": at(1, 5)}));
+            }
+            serde_json::json!({"primaryAccession": r.header, "sequence": {"value": seq}, "features": features})
+        })
+        .collect();
+    serde_json::json!({ "results": entries }).to_string()
 }
 
 fn read_atlas(dir: &Path) -> Atlas {
@@ -134,10 +162,11 @@ fn the_planted_feature_shows_its_motif_and_every_count_is_the_brute_force_one() 
     assert_eq!(m.residues, residues);
     for (j, card) in cards.iter().enumerate() {
         assert_eq!(card.feature, j);
-        assert_eq!((card.active_residues, card.active_proteins, card.max), (active_res[j], active_prot[j], max[j]), "feature {j}");
-        assert_eq!(card.residue_hist, res_hist[j], "feature {j}");
-        assert_eq!(card.protein_hist, prot_hist[j], "feature {j}");
-        assert_eq!(card.residue_frequency, active_res[j] as f64 / residues as f64);
+        let k = card.counts.as_ref().unwrap();
+        assert_eq!((k.active_residues, k.active_proteins, card.max), (active_res[j], active_prot[j], max[j]), "feature {j}");
+        assert_eq!(k.residue_hist, res_hist[j], "feature {j}");
+        assert_eq!(k.protein_hist, prot_hist[j], "feature {j}");
+        assert_eq!(k.residue_frequency, active_res[j] as f64 / residues as f64);
         // Every example is a protein it fires on, with its max.
         for e in card.top.iter().chain(card.quantiles.iter().flat_map(|q| &q.examples)) {
             assert!(fired_on[j].contains(&(e.protein as usize)), "feature {j}: example {}", e.protein);
@@ -153,7 +182,8 @@ fn the_planted_feature_shows_its_motif_and_every_count_is_the_brute_force_one() 
     assert!(card.top.windows(2).all(|w| w[0].max >= w[1].max), "top examples are best first");
     top.sort_unstable();
     assert_eq!(top, motif, "the top examples are the proteins with the motif");
-    assert_eq!(card.active_residues, c.motif.with_motif.iter().map(|&(_, n)| n as u64).sum::<u64>());
+    let active = card.counts.as_ref().unwrap().active_residues;
+    assert_eq!(active, c.motif.with_motif.iter().map(|&(_, n)| n as u64).sum::<u64>());
     let proteins: BTreeMap<u64, _> = got.blocks.iter().flat_map(|b| b.proteins.clone()).collect();
     for e in &card.top {
         let seq = proteins[&e.protein].sequence.as_bytes();
@@ -161,7 +191,7 @@ fn the_planted_feature_shows_its_motif_and_every_count_is_the_brute_force_one() 
         assert_eq!(proteins[&e.protein].id, format!("P{:03}", e.protein));
     }
     assert!(card.top.iter().any(|e| e.acts.iter().any(|&(_, q)| q == 255)), "the max quantises to 255");
-    say!("planted feature: top {:?}, {} residues, {} dead of {d}", top, card.active_residues, m.dead.len());
+    say!("planted feature: top {:?}, {} residues, {} dead of {d}", top, active, m.dead.len());
 
     // Its direct effect is the head's: the mean final residual plus max × its decoder row.
     let device = Device::flex();
@@ -198,7 +228,7 @@ fn the_planted_feature_shows_its_motif_and_every_count_is_the_brute_force_one() 
 #[test]
 fn shards_merge_into_exactly_the_single_build_and_bad_partials_are_named() {
     let c = case("shards");
-    let corpus = c.path("corpus.fasta");
+    let corpus = c.path("corpus.json");
     c.run(&["atlas", "build"], &["--corpus", &corpus, "--description", "the motif corpus", "--out", &c.path("whole")]);
     let parts: Vec<String> = (0..3).map(|i| c.path(&format!("part{i}.json"))).collect();
     for (i, p) in parts.iter().enumerate() {
@@ -248,7 +278,7 @@ fn shards_merge_into_exactly_the_single_build_and_bad_partials_are_named() {
     p["options"]["quantiles"] = serde_json::json!(1_000_000_000);
     std::fs::write(c.dir.join("loops.json"), p.to_string()).unwrap();
     let err = refuse(&[&c.path("loops.json")]);
-    assert!(err.ends_with("atlas: options top 8, sample 40, quantiles 1000000000, per quantile 2: top must be within 1..=1000, sample 0..=10000, quantiles 1..=100, per quantile 0..=100"), "{err}");
+    assert!(err.ends_with("atlas: options top 8, sample 40, quantiles 1000000000, per quantile 2, concepts 64: top must be within 1..=1000, sample 0..=10000, quantiles 1..=100, per quantile 0..=100, concepts 0..=1000"), "{err}");
     p["options"]["quantiles"] = serde_json::json!(5);
     p["features"][PLANTED]["max"] = serde_json::json!(null);
     std::fs::write(c.dir.join("nan.json"), p.to_string()).unwrap();
@@ -258,4 +288,131 @@ fn shards_merge_into_exactly_the_single_build_and_bad_partials_are_named() {
     assert!(err.contains("\"3/3\" is not a shard i/n with i < n, e.g. 0/4"), "{err}");
     let p = Partial::from_json(&std::fs::read_to_string(&parts[1]).unwrap()).unwrap();
     assert_eq!((p.shards.as_slice(), p.shard_count, p.proteins), (&[1][..], 3, (PROTEINS as u64 + 1) / 3));
+}
+
+#[test]
+fn the_planted_feature_means_its_motif_and_every_concept_score_is_the_brute_force_one() {
+    let c = case("concepts");
+    let corpus = c.path("corpus.json");
+    c.run(&["atlas", "build"], &["--corpus", &corpus, "--out", &c.path("whole")]);
+    let got = read_atlas(&c.dir.join("whole"));
+    let m = &got.manifest;
+    let cards: Vec<_> = got.blocks.iter().flat_map(|b| &b.features).collect();
+    let names: Vec<&str> = m.concepts.iter().map(|e| e.name.as_str()).collect();
+
+    // Brute force over `plmscope features` and the annotations: per concept, residues, domains,
+    // and per feature and threshold the firing residues, those inside and the domains hit.
+    c.run(&["features"], &["--fasta", &c.path("corpus.fasta"), "--out", &c.path("features.safetensors")]);
+    let dense = safetensors::read(&std::fs::read(c.dir.join("features.safetensors")).unwrap(), "features").unwrap();
+    let labelled = plmscope::analysis::labels::read(&std::fs::read_to_string(&corpus).unwrap()).unwrap();
+    let d = planted::D_SAE;
+    let thresholds = plmscope::analysis::concepts::THRESHOLDS;
+    let most_annotated: Vec<String> = plmscope::analysis::labels::concepts(&labelled.proteins).into_iter().map(|c| c.0).collect();
+    assert_eq!(names, most_annotated, "the concepts, most annotated first");
+    assert_eq!(most_annotated.len(), 4);
+    for (entry, concept) in m.concepts.iter().zip(&names) {
+        let (residues, domains): (usize, usize) = labelled.proteins.iter().fold((0, 0), |(r, n), p| {
+            (r + p.labels(concept).iter().filter(|&&x| x).count(), n + p.segments.iter().filter(|s| &s.concept == concept).count())
+        });
+        assert_eq!((entry.residues, entry.domains), (residues as u64, domains as u64), "{concept}");
+        for (j, card) in cards.iter().enumerate() {
+            let mut best: Option<(f32, f32, f32, f32)> = None;
+            for &t in &thresholds {
+                let from = atlas::concept::threshold_bin(t, card.max);
+                let (mut fires, mut inside, mut hit) = (0u64, 0u64, 0u64);
+                for (i, p) in labelled.proteins.iter().enumerate() {
+                    let f = &dense[&format!("{i}.features")];
+                    let col: Vec<f32> = f.data.chunks_exact(d).map(|row| row[j]).collect();
+                    let above = |v: f32| v > 0.0 && atlas::bin(v) >= from;
+                    let labels = p.labels(concept);
+                    fires += col.iter().filter(|&&v| above(v)).count() as u64;
+                    inside += col.iter().zip(&labels).filter(|&(&v, &y)| y && above(v)).count() as u64;
+                    for s in p.segments.iter().filter(|s| &s.concept == concept) {
+                        hit += u64::from(above(col[s.start - 1..s.end].iter().copied().fold(0.0, f32::max)));
+                    }
+                }
+                let precision = if fires > 0 { inside as f32 / fires as f32 } else { 0.0 };
+                let recall = hit as f32 / domains as f32;
+                let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+                if best.is_none_or(|b| f1 >= b.3) {
+                    best = Some((t, precision, recall, f1));
+                }
+            }
+            let (t, precision, recall, f1) = best.unwrap();
+            match card.concepts.iter().find(|s| &s.concept == concept) {
+                Some(s) => assert_eq!((s.threshold, s.precision, s.recall, s.f1), (t, precision, recall, f1), "feature {j}, {concept}"),
+                None => assert!(f1 == 0.0 || card.concepts.len() == atlas::format::CARD_CONCEPTS && card.concepts.iter().all(|s| s.f1 >= f1), "feature {j}: {concept} (F1 {f1}) is missing"),
+            }
+            let listed = entry.features.iter().find(|x| x.0 == j);
+            assert!(listed.is_none_or(|x| x.1 == f1), "feature {j} in {concept}'s list");
+        }
+    }
+
+    // The planted feature is the motif's, exactly, and the motif's best feature is it.
+    let card = cards[PLANTED];
+    let best: Vec<(&str, f32)> = card.concepts.iter().map(|s| (s.concept.as_str(), s.f1)).collect();
+    assert_eq!(&best[..2], [("Motif", 1.0), ("Motif: W", 1.0)], "{best:?}");
+    assert_eq!(m.concepts.iter().find(|e| e.name == "Motif: W").unwrap().features[0], (PLANTED, 1.0));
+    assert!(card.concepts[0].logistic_r2 > 0.9, "R² {}", card.concepts[0].logistic_r2);
+    // The exact association (`plmscope concepts`) agrees.
+    let model = c.args[1].clone();
+    plmscope(&["concepts", "--model", &model, "--labels", &corpus, "--sae", &c.args[3], "--layer", &LAYER.to_string(), "--concept", "Motif: W", "--out", &c.path("concepts.json")]);
+    let table: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.dir.join("concepts.json")).unwrap()).unwrap();
+    let exact = &table["concepts"][0]["top"][0];
+    assert_eq!((exact["feature"].as_u64(), exact["f1"].as_f64()), (Some(PLANTED as u64), Some(1.0)));
+    let r2 = exact["logisticR2"].as_f64().unwrap() as f32;
+    assert!((r2 - card.concepts[1].logistic_r2).abs() < 0.05, "R² exact {r2}, binned {}", card.concepts[1].logistic_r2);
+    say!("planted feature's concepts: {best:?}; R² exact {r2:.3}, binned {:.3}", card.concepts[1].logistic_r2);
+}
+
+/// The seed explorer's features files where they are beside the repo (CI has them; they are
+/// never committed), else a file of their schema made here.
+#[test]
+fn the_seed_explorers_examples_read_as_atlases_of_its_sae() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/explorer");
+    let files: Vec<(String, String)> = match ["features_tm.json", "features_sp.json"].map(|n| std::fs::read_to_string(dir.join(n)).map(|t| (n.to_string(), t))) {
+        [Ok(tm), Ok(sp)] => {
+            say!("the seed explorer's features files");
+            vec![tm, sp]
+        }
+        _ => {
+            say!("no seed explorer files beside the repo: a file of their schema made here");
+            let example = |acc: &str, at: u32| serde_json::json!({"accession": acc, "sequence": "MKTAYIAKQRQISFVKSHFSRQ", "seq_len": 22, "behavior": "tm",
+                "behavior_segments": [[3, 9]], "feature_segments": [[at, at + 1]], "top_positions": [{"pos": at, "act": 3.5}, {"pos": at + 1, "act": 1.0}],
+                "max_act": 3.5, "threshold": 1.5, "overlap_frac_feature_in_behavior": 0.5});
+            let features: Vec<serde_json::Value> = (0..20)
+                .map(|i| serde_json::json!({"id": format!("L{}:F{}", 2 + 3 * (i % 2), 100 + i), "layer": 2 + 3 * (i % 2), "feature": 100 + i, "importance": 0.01,
+                    "examples": (0..8).map(|k| example(&format!("Q{k}"), (i + k) as u32 % 20)).collect::<Vec<_>>()}))
+                .collect();
+            vec![("features_tm.json".into(), serde_json::json!({"meta": {"model": "facebook/esm2_t6_8M_UR50D", "behavior": "tm"}, "features": features}).to_string())]
+        }
+    };
+    for (name, text) in files {
+        let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let atlases = atlas::explorer::read(&name, &text).unwrap();
+        let listed = raw["features"].as_array().unwrap();
+        assert_eq!(atlases.values().map(|a| a.manifest.features.as_ref().unwrap().len()).sum::<usize>(), listed.len(), "{name}: every feature, once");
+        for f in listed {
+            let a = &atlases[&(f["layer"].as_u64().unwrap() as usize)];
+            let j = f["feature"].as_u64().unwrap() as usize;
+            let block = &a.blocks[a.manifest.features.as_ref().unwrap().iter().position(|&x| x == j).unwrap() / atlas::format::BLOCK];
+            let card = block.features.iter().find(|c| c.feature == j).unwrap();
+            let examples = f["examples"].as_array().unwrap();
+            assert_eq!(card.top.len(), examples.len());
+            for (shown, e) in card.top.iter().zip(examples) {
+                let p = &block.proteins[&shown.protein];
+                assert_eq!((p.id.as_str(), p.sequence.as_str()), (e["accession"].as_str().unwrap(), e["sequence"].as_str().unwrap()));
+                let segments = |k: &str| serde_json::from_value::<Vec<(u32, u32)>>(e[k].clone()).unwrap();
+                assert_eq!((shown.mask.clone(), shown.behavior.clone()), (segments("feature_segments"), segments("behavior_segments")));
+                let mut top: Vec<u32> = e["top_positions"].as_array().unwrap().iter().filter(|t| t["act"].as_f64().unwrap() > 0.0).map(|t| t["pos"].as_u64().unwrap() as u32).collect();
+                top.sort_unstable();
+                top.dedup();
+                assert_eq!(shown.acts.iter().map(|a| a.0).collect::<Vec<_>>(), top, "{name} feature {j}: the top positions");
+                let peak = e["top_positions"].as_array().unwrap().iter().map(|t| t["act"].as_f64().unwrap() as f32).fold(0.0, f32::max);
+                let q = shown.acts.iter().map(|a| a.1).max().unwrap_or(0);
+                assert_eq!(q, (peak / card.max * 255.0).round().clamp(1.0, 255.0) as u8, "{name} feature {j}: quantised to the card's max");
+            }
+        }
+        say!("{name}: layers {:?}, {} features", atlases.keys().collect::<Vec<_>>(), listed.len());
+    }
 }

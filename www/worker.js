@@ -270,6 +270,7 @@ const handlers = {
   'atlas-step': ({ n }) => record({ kind: 'atlas-step', n }),
   'atlas-finish': () => withFallback(() => engine.atlasFinish()),
   'atlas-open-zip': ({ bytes }) => withFallback(() => engine.atlasFromZip(bytes)),
+  'atlas-open-explorer': ({ name, text }) => withFallback(() => engine.atlasFromExplorer(name, text)),
   async concepts({ layer, concepts, top }) {
     await ensureSae(layer);
     return withFallback(() => engine.concepts(layer, concepts, top));

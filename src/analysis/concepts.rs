@@ -173,34 +173,39 @@ pub async fn associate(
 
 /// McFadden's R² of `y ~ σ(a·x + b)`, fitted by Newton's method.
 pub fn logistic_r2(x: &[f32], y: &[bool]) -> f32 {
-    let n = y.len() as f64;
-    let pos = y.iter().filter(|&&v| v).count() as f64;
+    let points: Vec<(f64, f64, f64)> = x.iter().zip(y).map(|(&xi, &yi)| (f64::from(xi), f64::from(u8::from(yi)), f64::from(u8::from(!yi)))).collect();
+    logistic_r2_weighted(&points)
+}
+
+/// [`logistic_r2`] over weighted points `(x, positives, negatives)`: the same fit as listing each
+/// point's residues one by one, so that a histogram's bins can stand for its residues.
+pub fn logistic_r2_weighted(points: &[(f64, f64, f64)]) -> f32 {
+    let pos: f64 = points.iter().map(|p| p.1).sum();
+    let n = pos + points.iter().map(|p| p.2).sum::<f64>();
     if pos == 0.0 || pos == n {
         return 0.0;
     }
     // log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z), stable for large |z|.
     let softplus = |u: f64| u.max(0.0) + (-u.abs()).exp().ln_1p();
     let ll = |a: f64, b: f64| -> f64 {
-        x.iter().zip(y).map(|(&xi, &yi)| {
-            let z = a * xi as f64 + b;
-            if yi { -softplus(-z) } else { -softplus(z) }
+        points.iter().map(|&(x, p, q)| {
+            let z = a * x + b;
+            -p * softplus(-z) - q * softplus(z)
         }).sum()
     };
-    let base = (pos / n).ln();
-    let null = pos * base + (n - pos) * (1.0 - pos / n).ln();
+    let null = pos * (pos / n).ln() + (n - pos) * (1.0 - pos / n).ln();
     let (mut a, mut b) = (0.0f64, (pos / (n - pos)).ln());
     for _ in 0..30 {
         let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (&xi, &yi) in x.iter().zip(y) {
-            let xi = xi as f64;
-            let p = 1.0 / (1.0 + (-(a * xi + b)).exp());
-            let r = p - if yi { 1.0 } else { 0.0 };
-            let w = (p * (1.0 - p)).max(1e-12);
-            ga += r * xi;
+        for &(x, p_w, q_w) in points {
+            let p = 1.0 / (1.0 + (-(a * x + b)).exp());
+            let (w, r) = (p_w + q_w, p * (p_w + q_w) - p_w); // Σ (p − y) over the point's residues
+            let c = w * (p * (1.0 - p)).max(1e-12);
+            ga += r * x;
             gb += r;
-            haa += w * xi * xi;
-            hab += w * xi;
-            hbb += w;
+            haa += c * x * x;
+            hab += c * x;
+            hbb += c;
         }
         // A ridge keeps separable data from running off to infinity.
         haa += 1e-3;
@@ -240,5 +245,8 @@ mod tests {
         let rare: Vec<f32> = (0..200).map(|i| if i % 50 == 1 { 1.0 } else { 0.0 }).collect();
         let r2 = logistic_r2(&rare, &y);
         assert!((0.0..0.1).contains(&r2), "{r2}");
+        // Weighted points are their residues listed one by one.
+        let weighted = [(0.9, 50.0, 0.0), (0.05, 0.0, 150.0)];
+        assert!((logistic_r2_weighted(&weighted) - logistic_r2(&good, &y)).abs() < 1e-6);
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Result, Session, SessionError};
 use crate::alphabet::{self, Record};
-use crate::analysis::atlas::{self, effect, format::{self, Atlas}, AtlasOptions, Identity, Partial, Subject};
+use crate::analysis::atlas::{self, concept::Span, effect, format::{self, Atlas}, AtlasOptions, Identity, Partial, Subject};
 use crate::analysis::circuit::{CircuitOptions, CircuitRun, Graph, Progress};
 use crate::analysis::concepts::{self, ConceptTable};
 use crate::analysis::generate::{self, GenerateOptions, Generated, Steer};
@@ -26,8 +26,9 @@ pub(super) struct Jobs {
 
 struct AtlasJob {
     partial: Partial,
-    /// The shard's proteins (number in the corpus, tokens, id, sequence), and how many are done.
-    proteins: Vec<(u64, Vec<u32>, String, String)>,
+    /// The shard's proteins (number in the corpus, tokens, id, sequence, segments of the atlas's
+    /// concepts), and how many are done.
+    proteins: Vec<(u64, Vec<u32>, String, String, Vec<Span>)>,
     done: usize,
 }
 
@@ -283,6 +284,8 @@ impl Session {
         let sae = self.sae(request.layer)?;
         let (model, sae_info) = (self.model_info()?, self.sae_info(request.layer)?);
         let Labelled { proteins, skipped } = labels::read_proteins(corpus)?;
+        // Chosen over the whole corpus, so that every shard scores the same concepts.
+        let concepts: Vec<String> = labels::concepts(&proteins).into_iter().take(request.options.concepts).map(|c| c.0).collect();
         let subject = Subject {
             model: Identity { name: model.name.clone(), sha256: model.sha256.clone() },
             sae: Identity { name: sae_info.name.clone(), sha256: sae_info.sha256.clone() },
@@ -291,15 +294,23 @@ impl Session {
             d_sae: sae.d_sae,
             corpus: Identity::of(&request.description, &[corpus.as_bytes()]),
             corpus_proteins: proteins.len() as u64,
+            concepts,
         };
+        let concept_index: std::collections::BTreeMap<&str, u32> = subject.concepts.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
         let mut mine = Vec::new();
         for (i, p) in proteins.into_iter().enumerate() {
             if atlas::in_shard(i as u64, request.shard) {
                 // Its id is the first word of its header (a FASTA header's description is not).
                 let id = p.accession.split_whitespace().next().unwrap_or_default().to_string();
-                mine.push((i as u64, crate::analysis::tokens(&p)?, id, p.sequence));
+                let spans = p
+                    .segments
+                    .iter()
+                    .filter_map(|s| Some(Span { concept: *concept_index.get(s.concept.as_str())?, start: s.start as u32 - 1, end: s.end as u32 }))
+                    .collect();
+                mine.push((i as u64, crate::analysis::tokens(&p)?, id, p.sequence, spans));
             }
         }
+        drop(concept_index);
         let progress = AtlasProgress { done: 0, total: mine.len(), skipped };
         self.jobs.atlas = Some(AtlasJob { partial: Partial::new(subject, request.options, request.shard), proteins: mine, done: 0 });
         Ok(progress)
@@ -310,9 +321,9 @@ impl Session {
         let job = self.jobs.atlas.as_mut().ok_or(SessionError::NoAtlas)?;
         let (model, sae) = (&self.model.as_ref().ok_or(SessionError::NoModel)?.model, self.saes.get(job.partial.subject.layer).ok_or(SessionError::NoSae(job.partial.subject.layer))?);
         let end = (job.done + n).min(job.proteins.len());
-        for (index, tokens, id, sequence) in &job.proteins[job.done..end] {
+        for (index, tokens, id, sequence, spans) in &job.proteins[job.done..end] {
             let seen = atlas::observe(model, sae, job.partial.subject.layer, tokens).await?;
-            job.partial.add(*index, id, sequence, &seen);
+            job.partial.add(*index, id, sequence, spans, &seen);
         }
         job.done = end;
         Ok(AtlasProgress { done: job.done, total: job.proteins.len(), skipped: Vec::new() })

@@ -7,12 +7,19 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::concept::{self, ConceptScore, Totals};
 use super::effect::DirectEffect;
 use super::{AtlasError, AtlasOptions, Example, Partial, Protein, Subject, BINS, BINS_PER_DECADE, LOWEST_DECADE};
 
 pub const SCHEMA: &str = "plmscope-atlas/1";
 /// Features per block: 16 cards with their proteins stay near 200 KB.
 pub const BLOCK: usize = 16;
+
+/// Concepts a card lists, and features a concept lists in the manifest (for the search by concept).
+pub const CARD_CONCEPTS: usize = 5;
+pub const CONCEPT_FEATURES: usize = 20;
+
+pub const CONCEPT_NOTE: &str = "F1 at InterPLM's thresholds (0, 0.15, 0.5, 0.6, 0.8 of the feature's max, each rounded to the nearest edge of the histogram's bins: within a factor 1.15), precision per residue, recall per annotated domain; McFadden's R² of a 1-D logistic regression on the binned activations";
 
 pub const EFFECT_NOTE: &str = "direct path only: the decoder direction at the feature's max, added to the corpus's mean final residual, through the final layer norm and the LM head; the blocks after the SAE's layer are left out";
 
@@ -38,6 +45,25 @@ pub struct Manifest {
     /// Features that never fired on the corpus.
     pub dead: Vec<usize>,
     pub effect: String,
+    /// The corpus's concepts with their best features; empty for a corpus without annotations.
+    #[serde(default)]
+    pub concepts: Vec<ConceptEntry>,
+    #[serde(default)]
+    pub concept_note: String,
+    /// The features it holds, ascending, when not every one (an atlas of the seed explorer's
+    /// top examples): then each block holds [`BLOCK`] of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<usize>>,
+}
+
+/// One concept of the corpus and the features that match it best.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConceptEntry {
+    pub name: String,
+    pub residues: u64,
+    pub domains: u64,
+    /// `(feature, F1)`, best first, at most [`CONCEPT_FEATURES`].
+    pub features: Vec<(usize, f32)>,
 }
 
 /// An example as a card shows it: activations quantised to the feature's max (1..=255).
@@ -47,6 +73,12 @@ pub struct Shown {
     pub max: f32,
     /// `(residue, q)`: 0-based residue, activation ≈ q / 255 × the feature's max.
     pub acts: Vec<(u32, u8)>,
+    /// In the seed explorer's examples: the segments (0-based, ends included) of its feature
+    /// mask and of the behavior.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask: Vec<(u32, u32)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behavior: Vec<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,17 +93,29 @@ pub struct Quantile {
 #[serde(rename_all = "camelCase")]
 pub struct Card {
     pub feature: usize,
+    /// Its counts over the corpus; none in an atlas of top examples alone (the seed explorer's).
+    #[serde(flatten)]
+    pub counts: Option<Counts>,
+    pub max: f32,
+    pub top: Vec<Shown>,
+    pub quantiles: Vec<Quantile>,
+    pub effect: Option<DirectEffect>,
+    /// Its best concepts, best F1 first, at most [`CARD_CONCEPTS`].
+    #[serde(default)]
+    pub concepts: Vec<ConceptScore>,
+}
+
+/// A feature over the whole corpus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
     pub active_residues: u64,
     pub active_proteins: u64,
     /// Shares of the corpus's residues and proteins where it fires.
     pub residue_frequency: f64,
     pub protein_frequency: f64,
-    pub max: f32,
     pub residue_hist: Vec<u64>,
     pub protein_hist: Vec<u64>,
-    pub top: Vec<Shown>,
-    pub quantiles: Vec<Quantile>,
-    pub effect: Option<DirectEffect>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,9 +132,12 @@ pub struct Atlas {
     pub blocks: Vec<Block>,
 }
 
+pub(super) fn quantise(v: f32, feature_max: f32) -> u8 {
+    (v / feature_max * 255.0).round().clamp(1.0, 255.0) as u8
+}
+
 fn shown(e: &Example, feature_max: f32) -> Shown {
-    let q = |v: f32| (v / feature_max * 255.0).round().clamp(1.0, 255.0) as u8;
-    Shown { protein: e.protein, max: e.max, acts: e.residues.iter().map(|&(r, v)| (r, q(v))).collect() }
+    Shown { protein: e.protein, max: e.max, acts: e.residues.iter().map(|&(r, v)| (r, quantise(v, feature_max))).collect(), mask: vec![], behavior: vec![] }
 }
 
 /// The atlas of a partial that holds every shard, with `effects` from [`super::effect`].
@@ -104,11 +151,19 @@ pub fn finish(partial: Partial, effects: Vec<Option<DirectEffect>>) -> Result<At
     let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     let mut dead = Vec::new();
     let mut cards = Vec::with_capacity(partial.features.len());
+    let totals = Totals { residues, names: &partial.subject.concepts, counts: &partial.concept_counts };
+    let mut by_concept: Vec<Vec<(usize, f32)>> = vec![Vec::new(); totals.names.len()];
     for ((feature, f), effect) in partial.features.into_iter().enumerate().zip(effects) {
         if f.active_proteins == 0 {
             dead.push(feature);
         }
-        let q = opts.quantiles.max(1);
+        let mut concepts = concept::scores(&f, &totals);
+        for s in &concepts {
+            let c = totals.names.iter().position(|n| n == &s.concept).expect("a score names one of the concepts");
+            by_concept[c].push((feature, s.f1));
+        }
+        concepts.truncate(CARD_CONCEPTS);
+        let q = opts.quantiles;
         let quantiles = (0..opts.quantiles)
             .map(|b| {
                 let (from, to) = (b as f32 / q as f32, (b + 1) as f32 / q as f32);
@@ -123,30 +178,33 @@ pub fn finish(partial: Partial, effects: Vec<Option<DirectEffect>>) -> Result<At
             .collect();
         cards.push(Card {
             feature,
-            active_residues: f.active_residues,
-            active_proteins: f.active_proteins,
-            residue_frequency: share(f.active_residues, residues),
-            protein_frequency: share(f.active_proteins, proteins),
+            counts: Some(Counts {
+                active_residues: f.active_residues,
+                active_proteins: f.active_proteins,
+                residue_frequency: share(f.active_residues, residues),
+                protein_frequency: share(f.active_proteins, proteins),
+                residue_hist: f.residue_hist,
+                protein_hist: f.protein_hist,
+            }),
             max: f.max,
             top: f.top.iter().map(|e| shown(e, f.max)).collect(),
             quantiles,
-            residue_hist: f.residue_hist,
-            protein_hist: f.protein_hist,
             effect,
+            concepts,
         });
     }
-    let named = partial.named;
-    let blocks: Vec<Block> = cards
-        .chunks(BLOCK)
-        .enumerate()
-        .map(|(b, cards)| {
-            let mut proteins = BTreeMap::new();
-            for e in cards.iter().flat_map(|c| c.top.iter().chain(c.quantiles.iter().flat_map(|q| &q.examples))) {
-                proteins.insert(e.protein, named[&e.protein].clone());
-            }
-            Block { schema: SCHEMA.into(), first: b * BLOCK, features: cards.to_vec(), proteins }
+    let concepts: Vec<ConceptEntry> = totals
+        .names
+        .iter()
+        .zip(totals.counts)
+        .zip(by_concept)
+        .map(|((name, count), mut features)| {
+            features.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            features.truncate(CONCEPT_FEATURES);
+            ConceptEntry { name: name.clone(), residues: count.residues, domains: count.domains, features }
         })
         .collect();
+    let blocks = blocks(cards, &partial.named);
     let manifest = Manifest {
         schema: SCHEMA.into(),
         subject: partial.subject,
@@ -158,8 +216,26 @@ pub fn finish(partial: Partial, effects: Vec<Option<DirectEffect>>) -> Result<At
         blocks: blocks.len(),
         dead,
         effect: EFFECT_NOTE.into(),
+        concept_note: if concepts.is_empty() { String::new() } else { CONCEPT_NOTE.into() },
+        concepts,
+        features: None,
     };
     Ok(Atlas { manifest, blocks })
+}
+
+/// `cards` (ascending) in blocks of [`BLOCK`], each with the proteins its examples show.
+pub(super) fn blocks(cards: Vec<Card>, named: &BTreeMap<u64, Protein>) -> Vec<Block> {
+    let mut blocks = Vec::with_capacity(cards.len().div_ceil(BLOCK));
+    let mut cards = cards.into_iter().peekable();
+    while let Some(first) = cards.peek().map(|c| c.feature) {
+        let features: Vec<Card> = cards.by_ref().take(BLOCK).collect();
+        let mut proteins = BTreeMap::new();
+        for e in features.iter().flat_map(|c| c.top.iter().chain(c.quantiles.iter().flat_map(|q| &q.examples))) {
+            proteins.insert(e.protein, named[&e.protein].clone());
+        }
+        blocks.push(Block { schema: SCHEMA.into(), first, features, proteins });
+    }
+    blocks
 }
 
 pub fn block_path(b: usize) -> String {

@@ -3,19 +3,24 @@
 //! top proteins and a uniform sample of its active proteins; shards of a corpus build
 //! [`Partial`]s that [`Partial::merge`] joins into exactly what one pass over the whole corpus
 //! builds (every statistic is a count, a max or a top-k with a total order); [`format`] writes
-//! the result as static files and [`effect`] adds each feature's direct effect on the predictions.
+//! the result as static files, [`effect`] adds each feature's direct effect on the predictions and
+//! [`concept`] what it means in the corpus's annotations; [`explorer`] reads the seed explorer's
+//! top examples as atlases.
 //!
-//! Memory: per feature, 2 × [`BINS`] counts and at most `top + sample` examples, each with its
-//! active residues (≤ 1,022); plus the corpus proteins those examples name. Nothing grows with
-//! the corpus but the counts' values.
+//! Memory: per feature, 2 × [`BINS`] counts, at most 2 × [`BINS`] more per tracked concept, and at
+//! most `top + sample` examples, each with its active residues (≤ 1,022); plus the corpus proteins
+//! those examples name. Nothing grows with the corpus but the counts' values.
 
+pub mod concept;
 pub mod effect;
+pub mod explorer;
 pub mod format;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use self::concept::{ConceptCount, ConceptHits, ProteinConcepts, Span};
 use super::AnalysisError;
 use crate::alphabet::VOCAB;
 use crate::device::read_f32;
@@ -61,18 +66,25 @@ pub struct AtlasOptions {
     /// Bins of the feature's max (InterPLM's 0–0.2 … 0.8–1.0 is 5) and the examples in each.
     pub quantiles: usize,
     pub per_quantile: usize,
+    /// The corpus's most annotated concepts that each feature is scored against.
+    #[serde(default = "default_concepts")]
+    pub concepts: usize,
+}
+
+fn default_concepts() -> usize {
+    64
 }
 
 impl AtlasOptions {
     /// Within what an atlas can hold and a card can show: every loop over these stays short.
     pub fn check(&self) -> Result<(), AtlasError> {
         let within = |v: usize, lo: usize, hi: usize| (lo..=hi).contains(&v);
-        if within(self.top, 1, 1000) && within(self.sample, 0, 10_000) && within(self.quantiles, 1, 100) && within(self.per_quantile, 0, 100) {
+        if within(self.top, 1, 1000) && within(self.sample, 0, 10_000) && within(self.quantiles, 1, 100) && within(self.per_quantile, 0, 100) && within(self.concepts, 0, 1000) {
             Ok(())
         } else {
             Err(AtlasError::Partial(format!(
-                "options top {}, sample {}, quantiles {}, per quantile {}: top must be within 1..=1000, sample 0..=10000, quantiles 1..=100, per quantile 0..=100",
-                self.top, self.sample, self.quantiles, self.per_quantile
+                "options top {}, sample {}, quantiles {}, per quantile {}, concepts {}: top must be within 1..=1000, sample 0..=10000, quantiles 1..=100, per quantile 0..=100, concepts 0..=1000",
+                self.top, self.sample, self.quantiles, self.per_quantile, self.concepts
             )))
         }
     }
@@ -80,7 +92,7 @@ impl AtlasOptions {
 
 impl Default for AtlasOptions {
     fn default() -> Self {
-        Self { top: 8, sample: 40, quantiles: 5, per_quantile: 2 }
+        Self { top: 8, sample: 40, quantiles: 5, per_quantile: 2, concepts: default_concepts() }
     }
 }
 
@@ -125,11 +137,14 @@ pub struct FeatureStats {
     pub top: Vec<Example>,
     /// The sample in sample order, at most `options.sample`.
     pub sample: Vec<Example>,
+    /// The concepts where it fires, by concept.
+    #[serde(default)]
+    pub concepts: Vec<ConceptHits>,
 }
 
 impl FeatureStats {
     fn new() -> Self {
-        Self { active_residues: 0, active_proteins: 0, max: 0.0, residue_hist: vec![0; BINS], protein_hist: vec![0; BINS], top: vec![], sample: vec![] }
+        Self { active_residues: 0, active_proteins: 0, max: 0.0, residue_hist: vec![0; BINS], protein_hist: vec![0; BINS], top: vec![], sample: vec![], concepts: vec![] }
     }
 }
 
@@ -179,6 +194,10 @@ pub struct Subject {
     pub corpus: Identity,
     /// Proteins in the whole corpus, all shards together.
     pub corpus_proteins: u64,
+    /// The concepts of the corpus's annotations that features are scored against: its most
+    /// annotated (by segments), at most `options.concepts`.
+    #[serde(default)]
+    pub concepts: Vec<String>,
 }
 
 /// A protein an example names.
@@ -211,6 +230,9 @@ pub struct Partial {
     /// Written as decimal strings (JSON numbers stop being exact past 2^53).
     #[serde(with = "decimal")]
     pub residual_sum: Vec<i128>,
+    /// Per concept of the subject, its residues and domains.
+    #[serde(default)]
+    pub concept_counts: Vec<ConceptCount>,
     pub features: Vec<FeatureStats>,
     /// The proteins the examples name, by number.
     pub named: BTreeMap<u64, Protein>,
@@ -266,12 +288,16 @@ impl Partial {
     pub fn new(subject: Subject, options: AtlasOptions, shard: (usize, usize)) -> Self {
         let features = (0..subject.d_sae).map(|_| FeatureStats::new()).collect();
         let residual_sum = vec![0; subject.d_model];
-        Self { schema: PARTIAL_SCHEMA.into(), subject, options, shard_count: shard.1, shards: vec![shard.0], proteins: 0, residues: 0, residual_sum, features, named: BTreeMap::new() }
+        let concept_counts = vec![ConceptCount::default(); subject.concepts.len()];
+        Self { schema: PARTIAL_SCHEMA.into(), subject, options, shard_count: shard.1, shards: vec![shard.0], proteins: 0, residues: 0, residual_sum, concept_counts, features, named: BTreeMap::new() }
     }
 
-    /// Adds protein number `index` of the corpus (`id`, `sequence`) with what its pass gave.
-    pub fn add(&mut self, index: u64, id: &str, sequence: &str, seen: &Observed) {
+    /// Adds protein number `index` of the corpus (`id`, `sequence`, its segments of the subject's
+    /// concepts) with what its pass gave.
+    pub fn add(&mut self, index: u64, id: &str, sequence: &str, spans: &[Span], seen: &Observed) {
         let d = self.subject.d_model;
+        let concepts = ProteinConcepts::new(seen.features.rows.len(), spans);
+        concepts.count(&mut self.concept_counts);
         self.proteins += 1;
         self.residues += seen.features.rows.len() as u64;
         for row in seen.residual.chunks_exact(d) {
@@ -294,6 +320,7 @@ impl Partial {
             }
             f.protein_hist[bin(max)] += 1;
             f.max = f.max.max(max);
+            concepts.add(&mut f.concepts, group);
             let key = sample_key(id, group[0].0 as usize);
             let to_top = would_keep(&f.top, opts.top, |last| max > last.max || (max == last.max && index < last.protein));
             let to_sample = would_keep(&f.sample, opts.sample, |last| key < last.key || (key == last.key && index < last.protein));
@@ -349,6 +376,10 @@ impl Partial {
         for (s, o) in self.residual_sum.iter_mut().zip(&other.residual_sum) {
             *s = s.checked_add(*o).ok_or_else(|| AtlasError::Partial("the residual sums overflow".into()))?;
         }
+        for (c, o) in self.concept_counts.iter_mut().zip(&other.concept_counts) {
+            c.residues = c.residues.saturating_add(o.residues);
+            c.domains = c.domains.saturating_add(o.domains);
+        }
         let opts = self.options;
         for (f, o) in self.features.iter_mut().zip(other.features) {
             f.active_residues = f.active_residues.saturating_add(o.active_residues);
@@ -366,6 +397,7 @@ impl Partial {
             for e in o.sample {
                 keep_first(&mut f.sample, e, opts.sample, Example::sample_order);
             }
+            concept::merge(&mut f.concepts, o.concepts);
         }
         self.named.extend(other.named);
         self.prune();
@@ -386,6 +418,9 @@ impl Partial {
         if p.features.len() != p.subject.d_sae || p.residual_sum.len() != p.subject.d_model {
             return bad(format!("{} features and {} residual sums for d_sae {} and d_model {}", p.features.len(), p.residual_sum.len(), p.subject.d_sae, p.subject.d_model));
         }
+        if p.concept_counts.len() != p.subject.concepts.len() || p.subject.concepts.len() > p.options.concepts {
+            return bad(format!("{} concept counts for {} concepts (at most {})", p.concept_counts.len(), p.subject.concepts.len(), p.options.concepts));
+        }
         for (j, f) in p.features.iter().enumerate() {
             if f.residue_hist.len() != BINS || f.protein_hist.len() != BINS || f.top.len() > p.options.top || f.sample.len() > p.options.sample {
                 return bad(format!("feature {j}: histograms of {BINS} bins and at most {} top and {} sampled examples", p.options.top, p.options.sample));
@@ -397,6 +432,7 @@ impl Partial {
             if !f.max.is_finite() || !f.top.iter().chain(&f.sample).all(finite) {
                 return bad(format!("feature {j}: its activations must be finite numbers"));
             }
+            concept::check(&f.concepts, p.subject.concepts.len()).map_err(|why| AtlasError::Partial(format!("feature {j}: {why}")))?;
         }
         Ok(p)
     }

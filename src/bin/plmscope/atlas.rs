@@ -49,6 +49,9 @@ pub struct BuildArgs {
     quantiles: usize,
     #[arg(long, default_value_t = AtlasOptions::default().per_quantile)]
     per_quantile: usize,
+    /// With an annotated corpus (UniProt JSON): its most annotated concepts that features are scored against.
+    #[arg(long, default_value_t = AtlasOptions::default().concepts)]
+    concepts: usize,
     /// The atlas: a folder (manifest.json, blocks/), or a .zip; with --shard, the partial's JSON.
     #[arg(long)]
     out: PathBuf,
@@ -76,7 +79,7 @@ pub fn run(command: AtlasCommand) -> Result<(), Error> {
 fn build(a: BuildArgs) -> Result<(), Error> {
     let mut session = a.weights.open()?;
     let description = a.description.unwrap_or_else(|| a.corpus.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()));
-    let options = AtlasOptions { top: a.top, sample: a.sample, quantiles: a.quantiles, per_quantile: a.per_quantile };
+    let options = AtlasOptions { top: a.top, sample: a.sample, quantiles: a.quantiles, per_quantile: a.per_quantile, concepts: a.concepts };
     let request = AtlasRequest { layer: a.weights.layer, description, options, shard: a.shard.unwrap_or((0, 1)) };
     let corpus = io::read_text(&a.corpus)?;
     let started = session.atlas_start(&corpus, request).map_err(|e| format!("{}: {e}", a.corpus.display()))?;
