@@ -37,8 +37,9 @@ for i, (text, _) in enumerate(cases["edits"] + cases["steers"]):
 (out / "uniprot").write_text(json.dumps({"primaryAccession": "P0X", "sequence": {"value": "MKTAYIAKQR"}, "features": [
     {"type": "Signal", "location": {"start": {"value": 1}, "end": {"value": 3}}},
     {"type": "Domain", "description": "SH3", "location": {"start": {"value": 5}, "end": {"value": 6}}}]}))
-(out / "explorer").write_text(json.dumps({"meta": {}, "features": [{"examples": [
-    {"accession": "Q1", "sequence": "MKTAYI", "behavior": "tm", "behavior_segments": [[0, 0], [3, 5]]}]}]}))
+(out / "explorer").write_text(json.dumps({"meta": {"model": "facebook/esm2_t6_8M_UR50D"}, "features": [{"layer": 5, "feature": 3, "examples": [
+    {"accession": "Q1", "sequence": "MKTAYI", "behavior": "tm", "behavior_segments": [[0, 0], [3, 5]], "feature_segments": [[1, 2]],
+     "top_positions": [{"pos": 1, "act": 2.5}], "max_act": 2.5}]}]}))
 (out / "graph").write_text(json.dumps({"nodes": [{"id": "behavior:tm", "kind": "behavior"}, {"id": "L2:F1", "kind": "feature", "layer": 2, "feature": 1, "importance": 0.1}],
     "edges": [{"src": "L2:F1", "dst": "behavior:tm", "weight": 0.1, "kind": "feat->behavior"}], "meta": {"behavior": "tm"}}))
 (out / "probe").write_text(json.dumps({"format": "plmscope-probe/1", "concept": "Signal", "layer": 1, "input": "residual", "mean": [0.0], "std": [1.0],
@@ -48,11 +49,14 @@ PY
 # it first): the tiny model and a SAELens fixture over three proteins.
 cli="${PLMSCOPE_CLI:-$HOME/.cache/plmscope-target/release/plmscope}"
 if [ -x "$cli" ]; then
-  printf '>a\nMKTAYIAKQRQISFVK\n>b\nMWLLPAAW\n>c\nMKKLLAGVSE\n' > "$seeds/atlas.fasta"
-  w=(--model "$fx/tiny" --sae "$fx/sae/saelens_standard_tiny_l1" --layer 1 --corpus "$seeds/atlas.fasta" --top 2 --sample 3)
+  # UniProt JSON with annotations, so that the partial holds concept counts too.
+  python3 -c 'import json, sys; at = lambda a, b: {"start": {"value": a}, "end": {"value": b}}; print(json.dumps({"results": [
+      {"primaryAccession": n, "sequence": {"value": s}, "features": [{"type": "Signal", "location": at(1, 4)}, {"type": "Helix", "location": at(3, 7)}]}
+      for n, s in [("a", "MKTAYIAKQRQISFVK"), ("b", "MWLLPAAW"), ("c", "MKKLLAGVSE")]]}))' > "$seeds/atlas.json"
+  w=(--model "$fx/tiny" --sae "$fx/sae/saelens_standard_tiny_l1" --layer 1 --corpus "$seeds/atlas.json" --top 2 --sample 3)
   "$cli" atlas build "${w[@]}" --shard 0/2 --out "$seeds/text/atlas-partial" 2>/dev/null
   "$cli" atlas build "${w[@]}" --out "$seeds/pt/atlas.zip" 2>/dev/null
-  rm "$seeds/atlas.fasta"
+  rm "$seeds/atlas.json"
 fi
 
 (cd fuzz && cargo +nightly fuzz build -O >/dev/null 2>&1) || (cd fuzz && cargo +nightly fuzz build -O)

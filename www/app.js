@@ -532,6 +532,7 @@ const atlasView = createAtlas({
     $('input').scrollIntoView();
   },
   onFeature: (feature) => goToFeature(state.layer, feature),
+  seedFeatures: () => ['tm', 'sp'].map((name) => new URL(`features_${name}.json`, graphBase)),
 });
 
 const design = createDesign({

@@ -1,5 +1,6 @@
 //! The text formats, each on the same input: FASTA, annotated proteins (UniProt and explorer JSON),
-//! probe JSON, circuit graph JSON, a partial atlas (read, merged, written), and the edit grammar
+//! probe JSON, circuit graph JSON, a partial atlas (read, merged, written), the seed explorer's
+//! features JSON as atlases (read, written), and the edit grammar
 //! (edits, positions, steers).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -25,6 +26,11 @@ fuzz_target!(|data: &[u8]| {
         let n = partial.features.len();
         if let Ok(a) = atlas::format::finish(partial, vec![None; n]) {
             let _ = a.files();
+        }
+    }
+    if let Ok(atlases) = atlas::explorer::read("fuzz.json", &text) {
+        for a in atlases.values() {
+            let _ = a.zip();
         }
     }
     let _ = serde_json::from_str::<Graph>(&text);

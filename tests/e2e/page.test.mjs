@@ -680,7 +680,7 @@ test('the feature atlas: built in the page, kept in the cache, saved, and the sa
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${base}?weights=random&backend=cpu&threads=1`);
     await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
-    await waitText(page, 'atlas-card', /^No atlas is loaded/);
+    await waitText(page, 'atlas-card', /^No atlas of layer 3 is open/);
     await page.fill('#sequence', fasta);
     await page.selectOption('#atlas-source', 'input');
     await page.click('#atlas-build');
@@ -728,6 +728,81 @@ test('the feature atlas: built in the page, kept in the cache, saved, and the sa
     await waitText(linked, 'atlas-status', /^Atlas: http:\/\/127\.0\.0\.1:\d+\/tests\/e2e\/artifacts\/atlas-url\/ — layer 3/);
     assert.equal(await cardOf(linked, feature), built);
     await linked.locator('#atlas').screenshot({ path: join(artifacts, 'atlas-url.png') });
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the atlas over annotated proteins: each card's concepts, the search by concept, and the seed explorer's examples as cards', { timeout: 900_000 }, async () => {
+  // UniProt JSON: two annotated concepts on random proteins.
+  let state = 11;
+  const random = (n) => Array.from({ length: n }, () => { state = (state * 1103515245 + 12345) % 2 ** 31; return 'ACDEFGHIKLMNPQRSTVWY'[state % 20]; }).join('');
+  const at = (start, end) => ({ start: { value: start }, end: { value: end } });
+  const results = [0, 1, 2, 3, 4].map((i) => ({
+    primaryAccession: `P1000${i}`,
+    sequence: { value: random(30 + 5 * i) },
+    features: [{ type: 'Transmembrane', location: at(3 + i, 20 + i) }, ...(i % 2 ? [{ type: 'Signal', location: at(1, 6) }] : [])],
+  }));
+  const corpus = join(work, 'annotated.json');
+  writeFileSync(corpus, JSON.stringify({ results }));
+  // The seed explorer's features files where the demo serves them, else files of their schema.
+  let graphs = '';
+  if (!existsSync(join(explorerData, 'features_tm.json'))) {
+    const seed = join(artifacts, 'seed-like');
+    mkdirSync(seed, { recursive: true });
+    const example = (k) => ({ accession: `Q${k}`, sequence: random(40), seq_len: 40, behavior: 'tm', behavior_segments: [[5, 20]], feature_segments: [[8, 9], [15, 15]], top_positions: [{ pos: 8, act: 3 + k }, { pos: 15, act: 1 }], max_act: 3 + k, threshold: 1.5, overlap_frac_feature_in_behavior: 1 });
+    for (const name of ['tm', 'sp']) {
+      const features = [217, 300, 1024].map((f, i) => ({ id: `L${i ? 5 : 2}:F${f}`, layer: i ? 5 : 2, feature: f, importance: 0.003, examples: [0, 1, 2, 3, 4, 5, 6, 7].map(example) }));
+      writeFileSync(join(seed, `features_${name}.json`), JSON.stringify({ meta: { model: 'facebook/esm2_t6_8M_UR50D', behavior: name }, features }));
+    }
+    graphs = `&graphs=${encodeURIComponent(`${base}tests/e2e/artifacts/seed-like/`)}`;
+    console.log('# no seed explorer data beside the page: files of its schema made here');
+  }
+  const seedFile = JSON.parse(readFileSync(graphs ? join(artifacts, 'seed-like/features_tm.json') : join(explorerData, 'features_tm.json'), 'utf8'));
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${base}?weights=random&backend=cpu&threads=1${graphs}`);
+    await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
+    await page.selectOption('#atlas-source', 'file');
+    await page.setInputFiles('#atlas-file', corpus);
+    await page.click('#atlas-build');
+    await waitText(page, 'atlas-status', /^Atlas: built here over annotated\.json — layer 3, 10240 features over 5 proteins \(annotated\.json\); \d+ never fire; 2 concepts · built in /);
+    // The search by concept lists its best features; the first opens its card, which names it.
+    await page.fill('#atlas-concept', 'transmem');
+    await page.dispatchEvent('#atlas-concept', 'change');
+    await waitText(page, 'atlas-found', /^Transmembrane \(5 domains, \d+ residues\): \d+ · F1 [01]\.\d\d/);
+    const best = (await page.textContent('#atlas-found button')).split(' ')[0];
+    await page.click('#atlas-found button');
+    await waitText(page, 'atlas-card', new RegExp(`^Feature ${best}: fires on .*; best concept \\w+ \\(F1 [01]\\.\\d\\d\\)`));
+    const table = await page.textContent('#atlas-card .atlas-concepts');
+    assert.match(table, /F1 at InterPLM's thresholds/);
+    assert.match(table, /Transmembrane[01]\.\d{3}/);
+    await page.locator('#atlas').screenshot({ path: join(artifacts, 'atlas-concepts.png') });
+    await page.fill('#atlas-concept', 'Zinc finger');
+    await page.dispatchEvent('#atlas-concept', 'change');
+    await waitText(page, 'atlas-found', /^No concept of this atlas matches "Zinc finger"\.$/);
+
+    // The seed explorer's examples: a card per listed feature, at its own layer.
+    const listed = seedFile.features.filter((f) => f.layer === 5).map((f) => f.feature).sort((a, b) => a - b);
+    await page.click('#atlas-seed');
+    await waitText(page, 'atlas-status', /^The seed explorer's examples are of layers 2 and 5/);
+    await page.selectOption('#layer', '5');
+    await waitText(page, 'sae-status', /SAE at layer 5/);
+    await page.fill('#atlas-go', String(listed[0]));
+    await page.dispatchEvent('#atlas-go', 'change');
+    await waitText(page, 'atlas-card', new RegExp(`^These are the seed explorer's own top examples .*Feature ${listed[0]}: \\d+ top examples; max `));
+    assert.match(await page.textContent('#atlas-status'), new RegExp(`^Atlas: the seed explorer's features_tm\\.json — layer 5, the top examples of ${listed.length} features of the seed explorer's SAE at layer 5 \\(facebook/esm2_t6_8M_UR50D\\), without corpus counts \\(atlases of layers [23], [23] are open too\\)$`));
+    assert.equal(await page.locator('#atlas-card .atlas-legend span').count(), 4, 'the explorer legend: behavior, mask, both, top position');
+    assert.ok(await page.locator('#atlas-card .atlas-seq .mask').count() > 0, 'the feature mask is shaded');
+    assert.equal(await page.locator('#atlas-card .atlas-example').count(), seedFile.features.find((f) => f.layer === 5 && f.feature === listed[0]).examples.length);
+    await page.locator('#atlas').screenshot({ path: join(artifacts, 'atlas-seed.png') });
+    await page.click('#atlas-next');
+    await waitText(page, 'atlas-card', new RegExp(`Feature ${listed[1]}: \\d+ top examples`));
+    assert.deepEqual(errors, []);
   } finally {
     await browser.close();
   }

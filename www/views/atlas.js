@@ -1,8 +1,9 @@
 // The feature atlas (docs/atlas.md): what each feature means, as a card. An atlas comes from a
 // URL (?atlas=URL, or atlas/layer_N/ beside the page for the hub's default SAE of layer N when
-// one is published there), a dropped zip, or is built here over proteins on this device; a
-// built one is kept in the Cache API for the model, SAE and layer it was built on.
-// Everything from an atlas is shown as text.
+// one is published there), a dropped zip, the seed explorer's top examples (its features JSON,
+// read as atlases of its SAE), or is built here over proteins on this device; a built one is
+// kept in the Cache API for the model, SAE and layer it was built on. One atlas per layer is
+// open at a time. Everything from an atlas is shown as text.
 
 import { CAPS, checkSize, fetchCapped, linkUrl, parseJson } from '../hosts.js';
 import { fetchCached } from '../loader.js';
@@ -19,15 +20,17 @@ const STEP = 4; // proteins a build step: a step answers within a second or so o
 /** Where a built atlas is kept: one per model, SAE and layer. */
 const cacheKey = (model, sae, layer) => new URL(`plmscope-atlas/${model}/${sae}/${layer}.zip`, location.origin).href;
 
-export function createAtlas({ engine, current, openSequence, onFeature }) {
-  let atlas = null; // { name, manifest, block(b) → Promise<block>, zip? }
+export function createAtlas({ engine, current, openSequence, onFeature, seedFeatures }) {
+  const atlases = new Map(); // layer → { name, manifest, block(b) → Promise<block>, zip? }
+  const here = () => atlases.get(current().layer) ?? null;
   let building = false;
+  let linked = false; // the ?atlas= link is opened once
   let cancelWanted = false;
   const say = (text) => { $('atlas-status').textContent = text; };
   const error = (e) => { $('atlas-error').textContent = e ? e.message ?? String(e) : ''; };
 
-  /** Opens an atlas whose files `read(path)` gives as parsed JSON. */
-  async function open(name, read, zip) {
+  /** Opens an atlas whose files `read(path)` gives as parsed JSON; `quiet` keeps the card as it is. */
+  async function open(name, read, zip, quiet) {
     const manifest = await read('manifest.json');
     if (manifest?.schema !== SCHEMA) throw new Error(`${name}: manifest.json is not a ${SCHEMA} manifest`);
     const blocks = new Map();
@@ -35,17 +38,46 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
       if (!blocks.has(b)) blocks.set(b, read(`blocks/${String(b).padStart(4, '0')}.json`));
       return blocks.get(b);
     };
-    atlas = { name, manifest, block, zip };
-    const s = manifest.subject;
-    say(`Atlas: ${name} — layer ${s.layer}, ${s.dSae} features over ${manifest.proteins} proteins (${s.corpus.name}); ${manifest.dead.length} never fire`);
-    $('atlas-save').disabled = !zip;
-    await show();
+    atlases.set(manifest.subject.layer, { name, manifest, block, zip });
+    if (!quiet) await show();
   }
 
-  const fromFiles = (name, files, zip) => open(name, async (path) => {
+  const fromFiles = (name, files, zip, quiet) => open(name, async (path) => {
     if (!(path in files)) throw new Error(`${name} has no ${path}`);
     return JSON.parse(files[path]);
-  }, zip);
+  }, zip, quiet);
+
+  /** What the open atlases are, the viewer's layer's first. */
+  function describe() {
+    const a = here();
+    const others = [...atlases.keys()].filter((l) => l !== current().layer);
+    const more = others.length ? ` (atlases of layer${others.length > 1 ? 's' : ''} ${others.join(', ')} are open too)` : '';
+    if (!a) { say(atlases.size ? `No atlas of layer ${current().layer} is open${more}.` : ''); return; }
+    const m = a.manifest, s = m.subject;
+    const what = m.features
+      ? `the top examples of ${m.features.length} features of ${s.sae.name} (${s.model.name}), without corpus counts`
+      : `${s.dSae} features over ${m.proteins} proteins (${s.corpus.name}); ${m.dead.length} never fire${m.concepts?.length ? `; ${m.concepts.length} concepts` : ''}`;
+    say(`Atlas: ${a.name} — layer ${s.layer}, ${what}${more}`);
+    $('atlas-save').disabled = !a.zip;
+    $('atlas-concepts').replaceChildren(...(m.concepts ?? []).map((c) => Object.assign(document.createElement('option'), { value: c.name })));
+  }
+
+  /** The seed explorer's features files (beside its graphs) as atlases, one per layer. */
+  async function fromSeed() {
+    const found = [];
+    for (const url of seedFeatures()) {
+      const name = url.pathname.split('/').pop();
+      const text = new TextDecoder().decode(await fetchCapped(url, { name, cap: CAPS.json }));
+      const { result } = await engine.request('atlas-open-explorer', { name, text });
+      for (const [layer, files] of result) {
+        // The TM file's atlas of a layer is kept over the SP file's: one atlas per layer.
+        if (found.includes(layer)) continue;
+        await fromFiles(`the seed explorer's ${name}`, files.files, files.zip, true);
+        found.push(layer);
+      }
+    }
+    return found;
+  }
 
   async function fromUrl(base) {
     const url = new URL(base.replace(/\/?$/, '/'));
@@ -61,23 +93,34 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
   async function show() {
     const { layer, feature, sae } = current();
     const card = $('atlas-card');
+    describe();
+    const atlas = here();
     if (!atlas) {
-      card.replaceChildren(el('p', 'No atlas is loaded. Drop an atlas zip, open a link with ?atlas=URL, or build one below over proteins of your own.', 'muted'));
+      card.replaceChildren(el('p', `No atlas of layer ${layer} is open. Drop an atlas zip, open a link with ?atlas=URL, open the seed explorer's examples, or build one below over proteins of your own.`, 'muted'));
       return;
     }
     const m = atlas.manifest;
     $('atlas-go').value = feature ?? '';
     if (feature === null) { card.replaceChildren(el('p', 'Select a feature to see its card.', 'muted')); return; }
-    if (layer !== m.subject.layer) { card.replaceChildren(el('p', `The atlas is of layer ${m.subject.layer}; the viewer shows layer ${layer}.`, 'muted')); return; }
+    const index = m.features ? m.features.indexOf(feature) : feature;
+    if (m.features && index < 0) {
+      const some = m.features.slice(0, 12).join(', ') + (m.features.length > 12 ? ', …' : '');
+      card.replaceChildren(el('p', `The atlas holds the examples of ${m.features.length} features of layer ${m.subject.layer} only (${some}).`, 'muted'));
+      return;
+    }
     if (!(feature >= 0 && feature < m.subject.dSae)) { card.replaceChildren(el('p', `The atlas has features 0–${m.subject.dSae - 1}.`, 'muted')); return; }
     try {
-      const block = await atlas.block(Math.floor(feature / m.blockSize));
-      const c = block.features[feature - block.first];
-      if (c?.feature !== feature) throw new Error(`block ${Math.floor(feature / m.blockSize)} does not hold feature ${feature}`);
+      const b = Math.floor(index / m.blockSize);
+      const block = await atlas.block(b);
+      const c = block.features.find((x) => x.feature === feature);
+      if (!c) throw new Error(`block ${b} does not hold feature ${feature}`);
       const parts = [summary(c, m)];
-      if (sae && sae !== m.subject.sae.sha256) parts.unshift(el('p', `This atlas is of another SAE (${m.subject.sae.name}) than the one loaded at layer ${layer}: its numbers name other features here.`, 'note'));
-      parts.push(histogram(c, m));
+      if (m.features) parts.unshift(el('p', `These are the seed explorer's own top examples for its SAE (${m.subject.model.name}); the SAE loaded here at layer ${layer} numbers its features differently.`, 'note'));
+      else if (sae && sae !== m.subject.sae.sha256) parts.unshift(el('p', `This atlas is of another SAE (${m.subject.sae.name}) than the one loaded at layer ${layer}: its numbers name other features here.`, 'note'));
+      if (c.residueHist) parts.push(histogram(c, m));
+      parts.push(concepts(c, m));
       parts.push(effect(c, m));
+      if (c.top.some((e) => e.mask || e.behavior)) parts.push(legend());
       parts.push(examples('Top proteins', c.top, c, block.proteins));
       for (const q of c.quantiles) {
         if (q.examples.length) parts.push(examples(`${q.from.toFixed(1)}–${q.to.toFixed(1)} of its max`, q.examples, c, block.proteins));
@@ -90,10 +133,36 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
 
   function summary(c, m) {
     const pct = (x) => `${Number((100 * x).toPrecision(2))}%`;
-    const text = c.activeProteins === 0
-      ? `Feature ${c.feature} never fires on the ${m.proteins} proteins of this atlas.`
-      : `Feature ${c.feature}: fires on ${pct(c.residueFrequency)} of residues and ${pct(c.proteinFrequency)} of proteins; max ${c.max.toPrecision(3)}`;
+    const best = c.concepts?.[0];
+    const concept = best ? `; best concept ${best.concept} (F1 ${best.f1.toFixed(2)})` : '';
+    let text;
+    if (c.activeProteins === undefined) text = `Feature ${c.feature}: ${c.top.length} top examples; max ${c.max.toPrecision(3)}`;
+    else if (c.activeProteins === 0) text = `Feature ${c.feature} never fires on the ${m.proteins} proteins of this atlas.`;
+    else text = `Feature ${c.feature}: fires on ${pct(c.residueFrequency)} of residues and ${pct(c.proteinFrequency)} of proteins; max ${c.max.toPrecision(3)}${concept}`;
     return el('h4', text);
+  }
+
+  /** Its best concepts in the corpus's annotations, as a table. */
+  function concepts(c, m) {
+    if (!m.concepts?.length) return el('p');
+    if (!c.concepts?.length) return el('p', `It matches none of the corpus's ${m.concepts.length} annotated concepts.`, 'muted');
+    const table = el('table', '', 'atlas-concepts');
+    const head = el('tr');
+    ['concept', 'F1', 'precision', 'recall', 'at', 'R²'].forEach((h) => head.append(el('th', h)));
+    table.append(el('caption', m.conceptNote, 'muted'), head);
+    for (const s of c.concepts) {
+      const row = el('tr');
+      [s.concept, s.f1.toFixed(3), s.precision.toFixed(3), s.recall.toFixed(3), `${s.threshold} × max`, s.logisticR2.toFixed(3)].forEach((v) => row.append(el('td', v)));
+      table.append(row);
+    }
+    return table;
+  }
+
+  /** The seed explorer's legend for its sequence viewer. */
+  function legend() {
+    const p = el('p', '', 'atlas-legend');
+    p.append(el('span', 'behavior', 'behavior'), el('span', 'feature mask', 'mask'), el('span', 'both', 'mask behavior'), el('span', 'top position', 'fires top'));
+    return p;
   }
 
   /** The nonzero activations by log-spaced bin, as bars (counts on a log scale). */
@@ -146,15 +215,22 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
       const row = el('div', '', 'atlas-example');
       const acts = new Map(e.acts.map(([r, q]) => [r, q]));
       const peak = e.acts.reduce((best, a) => (a[1] > best[1] ? a : best), [0, 0])[0];
+      const within = (segments, i) => (segments ?? []).some(([a, b]) => a <= i && i <= b);
       const seq = el('span', '', 'atlas-seq');
       [...p.sequence].forEach((aa, i) => {
         const s = el('span', aa);
         const q = acts.get(i);
-        if (q !== undefined) {
+        const marks = [within(e.mask, i) && 'mask', within(e.behavior, i) && 'behavior'].filter(Boolean);
+        // The explorer's examples shade by mask and behavior and mark their top positions;
+        // an atlas built here shades every active residue by its value.
+        if (q !== undefined && !e.mask) {
           s.className = i === peak ? 'fires top' : 'fires';
           s.style.setProperty('--q', String(q / 255));
-          s.title = `${i + 1} ${aa}: ${((q / 255) * c.max).toPrecision(3)}`;
+        } else {
+          s.className = [...marks, i === peak && q !== undefined ? 'fires top' : ''].join(' ').trim();
         }
+        const value = q !== undefined ? `: ${((q / 255) * c.max).toPrecision(3)}` : '';
+        if (q !== undefined || marks.length) s.title = `${i + 1} ${aa}${value}${marks.length ? ` (${marks.join(', ')})` : ''}`;
         seq.append(s);
       });
       const go = el('button', 'open');
@@ -228,8 +304,22 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
   $('atlas-build').addEventListener('click', build);
   $('atlas-cancel').addEventListener('click', () => { cancelWanted = true; });
   $('atlas-save').addEventListener('click', () => {
-    const m = atlas.manifest;
-    download(`plmscope-atlas-layer${m.subject.layer}.zip`, new Blob([atlas.zip], { type: 'application/zip' }));
+    const atlas = here();
+    if (!atlas?.zip) return;
+    download(`plmscope-atlas-layer${atlas.manifest.subject.layer}.zip`, new Blob([atlas.zip], { type: 'application/zip' }));
+  });
+  $('atlas-seed').addEventListener('click', async () => {
+    error();
+    $('atlas-seed').disabled = true;
+    try {
+      const layers = await fromSeed();
+      await show();
+      if (!layers.includes(current().layer)) say(`The seed explorer's examples are of layers ${layers.join(' and ')}: pick one of those, or a node of its graph.`);
+    } catch (e) {
+      error(new Error(`the seed explorer's examples: ${e.message}`));
+    } finally {
+      $('atlas-seed').disabled = false;
+    }
   });
   $('atlas-drop').addEventListener('change', async (e) => {
     const file = e.target.files[0];
@@ -241,10 +331,40 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
       error(new Error(`${file.name}: ${err.message}`));
     }
   });
+  // Through the features the atlas holds: every one, or the explorer's listed ones.
   const step = (d) => {
+    const atlas = here();
     const f = current().feature;
-    if (atlas && f !== null) onFeature(Math.min(Math.max(0, f + d), atlas.manifest.subject.dSae - 1));
+    if (!atlas || f === null) return;
+    const m = atlas.manifest;
+    if (!m.features) { onFeature(Math.min(Math.max(0, f + d), m.subject.dSae - 1)); return; }
+    const next = d > 0 ? m.features.find((x) => x > f) : m.features.findLast((x) => x < f);
+    if (next !== undefined) onFeature(next);
   };
+  // A concept by name (or part of one): its best features, as buttons.
+  $('atlas-concept').addEventListener('change', (e) => {
+    const found = $('atlas-found');
+    const query = e.target.value.trim().toLowerCase();
+    const list = here()?.manifest.concepts ?? [];
+    if (!query) { found.replaceChildren(); return; }
+    const exact = list.filter((c) => c.name.toLowerCase() === query);
+    const matches = exact.length ? exact : list.filter((c) => c.name.toLowerCase().includes(query)).slice(0, 5);
+    if (!matches.length) {
+      found.replaceChildren(el('p', list.length ? `No concept of this atlas matches "${e.target.value}".` : 'This atlas has no concepts: build one over UniProt JSON (with annotations) to get them.', 'muted'));
+      return;
+    }
+    found.replaceChildren(...matches.map((c) => {
+      const p = el('p', `${c.name} (${c.domains} domains, ${c.residues} residues): `);
+      if (!c.features.length) p.append('no feature matches it.');
+      for (const [f, f1] of c.features) {
+        const b = el('button', `${f} · F1 ${f1.toFixed(2)}`);
+        b.type = 'button';
+        b.onclick = () => onFeature(f);
+        p.append(b);
+      }
+      return p;
+    }));
+  });
   $('atlas-prev').addEventListener('click', () => step(-1));
   $('atlas-next').addEventListener('click', () => step(1));
   $('atlas-go').addEventListener('change', (e) => { if (e.target.value !== '') onFeature(Number(e.target.value)); });
@@ -258,10 +378,10 @@ export function createAtlas({ engine, current, openSequence, onFeature }) {
         if (link !== null) {
           const url = linkUrl('atlas', link);
           if (url instanceof Error) throw url;
-          if (!atlas) await fromUrl(url.href);
+          if (!linked) { linked = true; await fromUrl(url.href); }
           return;
         }
-        if (atlas && atlas.manifest.subject.layer === layer) return;
+        if (atlases.has(layer)) return;
         const cache = 'caches' in self ? await caches.open(CACHE).catch(() => null) : null;
         const kept = await cache?.match(cacheKey(model, sae, layer));
         if (kept) { await fromZip('built here before (from the cache)', new Uint8Array(await kept.arrayBuffer())); return; }
