@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The atlas workflow (workflow/Snakefile) run by Snakemake on 2 cores, 3 shards and a merge,
-# against one `plmscope atlas build` over the same corpus: every file must be the same.
+# against one `plmscope atlas build` over the same corpus: every file must be the same; the same
+# for its SAE training from harvested shards against `train-sae` on the whole FASTA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
@@ -23,6 +24,16 @@ RAYON_NUM_THREADS=1 "$bin" atlas build --model "$model" --sae "$sae" --layer 1 -
 # Snakemake marks a directory output with a timestamp file of its own.
 diff -r -x .snakemake_timestamp "$work/run/atlas" "$work/single"
 echo "the workflow's atlas (3 shards, merged) equals a single build: $(find "$work/single" -type f | wc -l) files"
+
+# SAE training at scale: 3 harvest shards and one training job on them against `train-sae` on the
+# whole FASTA: the same weights, bit for bit.
+train="--steps 30 --d-sae 64 --k 8 --batch 128 --seed 3"
+"$snakemake" sae -s "$PWD/workflow/Snakefile" --directory "$work" --cores 2 --quiet all \
+  --config plmscope="$bin" model="$model" layer=1 corpus="$work/corpus.fasta" shards=3 out="$work/run" train="$train"
+# shellcheck disable=SC2086
+RAYON_NUM_THREADS=1 "$bin" train-sae --model "$model" --layer 1 $train --fasta "$work/corpus.fasta" --out "$work/sae-single" 2>/dev/null
+cmp "$work/run/sae/sae_weights.safetensors" "$work/sae-single/sae_weights.safetensors"
+echo "the workflow's SAE (3 harvest shards, one training job) equals train-sae on the whole FASTA: $(stat -c %s "$work/sae-single/sae_weights.safetensors") bytes of weights"
 
 # The publishing script (pkg-build/atlas/publish.sh, which .github/workflows/atlas.yml runs against
 # the real hosts) against local mirrors of the hub and of UniProt's search: the CLI's random

@@ -315,6 +315,50 @@ fn train_sae_writes_a_saelens_folder_the_other_commands_read() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("240 tokens of width"), "{}", String::from_utf8_lossy(&r.stderr));
 }
 
+/// Harvests of a corpus's shards train as the whole FASTA does (the workflow's path at scale;
+/// pkg-build/workflow-test.sh runs it under Snakemake), and bad harvests are named.
+#[test]
+fn train_sae_on_harvested_shards_equals_training_on_the_fasta() {
+    let dir = scratch("harvest");
+    let fasta = dir.join("in.fasta");
+    let aa = "ACDEFGHIKLMNPQRSTVWY";
+    std::fs::write(&fasta, (0..7).map(|i| format!(">p{i}\n{}\n", &aa.repeat(2)[i..i + 12 + i])).collect::<String>()).unwrap();
+    let model = fixture_dir("tiny");
+    let path = |n: &str| dir.join(n).display().to_string();
+    let run = |args: &[&str]| {
+        let r = plmscope(args);
+        assert!(r.status.success(), "plmscope {}: {}", args.join(" "), String::from_utf8_lossy(&r.stderr));
+    };
+    for i in 0..2 {
+        run(&["harvest", "--model", &model, "--fasta", &path("in.fasta"), "--layer", "2", "--shard", &format!("{i}/2"), "--out", &path(&format!("h{i}.safetensors"))]);
+    }
+    // Shard 1 holds sequences 1, 3, 5, each [residues, d_model].
+    let h1 = safetensors::read(&std::fs::read(dir.join("h1.safetensors")).unwrap(), "h1").unwrap();
+    assert_eq!(h1.keys().collect::<Vec<_>>(), ["layer2.1", "layer2.3", "layer2.5"]);
+    assert_eq!(h1["layer2.3"].shape, [15, 64]);
+    let train = |out: &str, data: &[&str]| {
+        let mut args = vec!["train-sae", "--model", &model, "--layer", "2", "--d-sae", "16", "--k", "4", "--steps", "20", "--batch", "32", "--seed", "5", "--max-tokens", "80"];
+        let out = path(out);
+        args.extend(["--out", &out]);
+        args.extend(data);
+        plmscope(&args)
+    };
+    for r in [train("whole", &["--fasta", &path("in.fasta")]), train("shards", &["--activations", &path("h1.safetensors"), &path("h0.safetensors")])] {
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let weights = |d: &str| std::fs::read(dir.join(d).join("sae_weights.safetensors")).unwrap();
+    assert_eq!(weights("whole"), weights("shards"), "shards in any order train as the FASTA does (80 tokens: the same first rows)");
+
+    let err = |r: std::process::Output| String::from_utf8_lossy(&r.stderr).trim().to_string();
+    let twice = err(train("x", &["--activations", &path("h0.safetensors"), &path("h0.safetensors")]));
+    assert_eq!(twice, format!("plmscope: {}: sequence 0 is in two harvests", path("h0.safetensors")));
+    run(&["harvest", "--model", &model, "--fasta", &path("in.fasta"), "--layer", "1", "--out", &path("l1.safetensors")]);
+    let other = err(train("x", &["--activations", &path("l1.safetensors")]));
+    assert_eq!(other, format!("plmscope: {}: tensor layer1.0 is not a harvest of hidden state 2 (layer2.N)", path("l1.safetensors")));
+    let none = err(plmscope(&["train-sae", "--model", &model, "--layer", "2", "--out", "x"]));
+    assert!(none.contains("--fasta <FASTA>") && none.contains("required"), "{none}");
+}
+
 /// `plmscope` with `stdin` written to it and closed.
 fn plmscope_fed(args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;

@@ -233,13 +233,35 @@ impl Session {
         progress: impl FnMut(usize, usize),
     ) -> Result<TrainingInfo> {
         let data = harvest(self.model()?, records, layer, max_tokens, progress)?;
-        let tokens = data.dims()[0];
+        self.train_on(data, trained_on, layer, records.len(), options).await
+    }
+
+    /// Hidden state `layer` of each of `records`' residues (`[residues, d_model]` each, without
+    /// `<cls>` and `<eos>`): what training reads, harvested apart, e.g. one shard of a corpus a job.
+    pub async fn harvest(&self, records: &[Record], layer: usize) -> Result<Vec<(Vec<f32>, [usize; 2])>> {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let h = harvest(self.model()?, std::slice::from_ref(r), layer, usize::MAX, |_, _| {})?;
+            let dims = h.dims();
+            out.push((crate::device::read_f32(h).await?, dims));
+        }
+        Ok(out)
+    }
+
+    /// Starts training an SAE on hidden states of `layer` harvested before (`[tokens, d_model]`,
+    /// from `sequences` sequences), e.g. by `plmscope harvest` on the shards of a corpus.
+    pub async fn train_on(&mut self, data: burn::prelude::Tensor<2>, trained_on: &str, layer: usize, sequences: usize, options: TrainOptions) -> Result<TrainingInfo> {
+        crate::features::check_layer(self.model()?, layer).map_err(crate::analysis::AnalysisError::from)?;
+        let [tokens, d] = data.dims();
+        if d != self.model()?.d_model() {
+            return Err(SessionError::Request { what: "training", detail: format!("hidden states {d} wide for a model of d_model {}", self.model()?.d_model()) });
+        }
         // Only now that the new data is good: the previous run's data and Adam state are freed
         // before the new run allocates its own, not both held on the device at once.
         self.jobs.training = None;
         let trainer = Trainer::new(data, options).await?;
         self.jobs.training = Some(TrainingJob { layer, trainer, trained_on: trained_on.to_string(), last: None });
-        Ok(TrainingInfo { layer, tokens, sequences: records.len(), steps: options.steps })
+        Ok(TrainingInfo { layer, tokens, sequences, steps: options.steps })
     }
 
     /// Runs up to `n` more steps of the training (none after the last); returns their metrics.

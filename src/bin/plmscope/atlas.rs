@@ -19,7 +19,7 @@ pub enum AtlasCommand {
     Merge(MergeArgs),
 }
 
-fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let bad = || format!("\"{s}\" is not a shard i/n with i < n, e.g. 0/4");
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let (i, n) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);

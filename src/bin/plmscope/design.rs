@@ -6,6 +6,9 @@ use plmscope::analysis::generate::{self, Steer};
 use plmscope::intervene::Edit;
 use plmscope::session::GenerateRequest;
 use plmscope::train::{Recipe, TrainOptions};
+use plmscope::weights::safetensors::{self, OutTensor};
+
+use crate::atlas::parse_shard;
 
 use crate::io::{self, Error};
 
@@ -82,8 +85,12 @@ pub struct TrainSaeArgs {
     /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
     #[arg(long)]
     model: PathBuf,
-    #[arg(long)]
-    fasta: PathBuf,
+    #[arg(long, required_unless_present = "activations", conflicts_with = "activations")]
+    fasta: Option<PathBuf>,
+    /// Hidden states harvested before (`plmscope harvest`, e.g. one file per shard of a corpus),
+    /// instead of --fasta: read in corpus order, so that the shards train as the whole FASTA does.
+    #[arg(long, num_args = 1..)]
+    activations: Vec<PathBuf>,
     /// The hidden state to read (1..=n_layers, transformers numbering).
     #[arg(long)]
     layer: usize,
@@ -118,6 +125,73 @@ pub struct TrainSaeArgs {
     out: PathBuf,
 }
 
+#[derive(clap::Args)]
+pub struct HarvestArgs {
+    /// A folder with config.json + model.safetensors, or a fair-esm .pt file.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    fasta: PathBuf,
+    /// The hidden state to read (1..=n_layers, transformers numbering).
+    #[arg(long)]
+    layer: usize,
+    /// i/n: harvest every n-th sequence from the i-th (as `atlas build --shard`).
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// A safetensors file: one f32 tensor `layer{LAYER}.{N}` of shape [residues, d_model] per
+    /// sequence, N its 0-based number in the FASTA.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn harvest(a: HarvestArgs) -> Result<(), Error> {
+    let session = io::open(&a.model)?;
+    let (index, count) = a.shard.unwrap_or((0, 1));
+    let picked: Vec<(usize, plmscope::alphabet::Record)> = io::read_fasta(&a.fasta)?.into_iter().enumerate().filter(|(i, _)| i % count == index).collect();
+    let records: Vec<_> = picked.iter().map(|p| p.1.clone()).collect();
+    let hidden = pollster::block_on(session.harvest(&records, a.layer))?;
+    let rows: usize = hidden.iter().map(|h| h.1[0]).sum();
+    let tensors = picked.iter().zip(hidden).map(|((i, _), (data, [r, d]))| (format!("layer{}.{i}", a.layer), OutTensor::F32 { shape: vec![r, d], data })).collect();
+    io::write_tensors(&a.out, tensors)?;
+    eprintln!("{rows} residues of hidden state {} from {} sequences (shard {index}/{count}) → {}", a.layer, records.len(), a.out.display());
+    Ok(())
+}
+
+/// The hidden states of `layer` in `files`, in corpus order, up to `max_tokens` rows: the rows,
+/// their width, and (sequences, rows).
+fn read_harvests(files: &[PathBuf], layer: usize, max_tokens: usize) -> Result<(Vec<f32>, usize, (usize, usize)), Error> {
+    let mut all: std::collections::BTreeMap<u64, plmscope::weights::RawTensor> = std::collections::BTreeMap::new();
+    let prefix = format!("layer{layer}.");
+    for f in files {
+        let name = f.display().to_string();
+        for (key, t) in safetensors::read(&io::read(f)?, &name)? {
+            let n = key.strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| format!("{name}: tensor {key} is not a harvest of hidden state {layer} (layer{layer}.N)"))?;
+            if t.shape.len() != 2 || !t.is_float() {
+                return Err(format!("{name}: {key} is not a float [residues, d_model] tensor").into());
+            }
+            if all.insert(n, t).is_some() {
+                return Err(format!("{name}: sequence {n} is in two harvests").into());
+            }
+        }
+    }
+    let d = all.values().next().map(|t| t.shape[1]).ok_or("the harvests hold no sequences")?;
+    let mut rows = Vec::new();
+    let mut used = 0;
+    for t in all.values() {
+        if t.shape[1] != d {
+            return Err(format!("the harvests mix widths {d} and {}", t.shape[1]).into());
+        }
+        let n = rows.len() / d;
+        if n >= max_tokens {
+            break;
+        }
+        rows.extend_from_slice(&t.data[..t.shape[0].min(max_tokens - n) * d]);
+        used += 1;
+    }
+    let n = rows.len() / d;
+    Ok((rows, d, (used, n)))
+}
+
 pub fn train_sae(a: TrainSaeArgs) -> Result<(), Error> {
     let recipe = match a.recipe.as_str() {
         "topk" => Recipe::TopK { k: a.k },
@@ -126,8 +200,18 @@ pub fn train_sae(a: TrainSaeArgs) -> Result<(), Error> {
     };
     let options = TrainOptions { recipe, d_sae: a.d_sae, layer_norm: a.layer_norm, steps: a.steps, batch: a.batch, lr: a.lr, seed: a.seed, ..TrainOptions::default() };
     let mut session = io::open(&a.model)?;
-    let records = io::read_fasta(&a.fasta)?;
-    let info = pollster::block_on(session.train_start(&records, &a.fasta.display().to_string(), a.layer, a.max_tokens, options, |_, _| {}))?;
+    let info = match &a.fasta {
+        Some(fasta) => {
+            let records = io::read_fasta(fasta)?;
+            pollster::block_on(session.train_start(&records, &fasta.display().to_string(), a.layer, a.max_tokens, options, |_, _| {}))?
+        }
+        None => {
+            let (rows, d, sequences) = read_harvests(&a.activations, a.layer, a.max_tokens)?;
+            let data = burn::prelude::Tensor::<2>::from_data(burn::prelude::TensorData::new(rows, [sequences.1, d]), &session.model()?.device());
+            let names: Vec<String> = a.activations.iter().map(|p| p.display().to_string()).collect();
+            pollster::block_on(session.train_on(data, &names.join(" "), a.layer, sequences.0, options))?
+        }
+    };
     eprintln!("{} tokens of hidden state {} from {} sequences", info.tokens, a.layer, info.sequences);
     let mut log = String::new();
     let start = std::time::Instant::now();

@@ -58,6 +58,9 @@ enum Command {
     /// Prints loss, fraction of variance explained, L0 and the dead fraction as it goes, and
     /// writes them per step to OUT/metrics.jsonl.
     TrainSae(design::TrainSaeArgs),
+    /// Writes hidden state LAYER of every residue of a FASTA (or of one shard of it) as
+    /// safetensors, for `train-sae --activations`: the harvest of a large corpus, one job a shard.
+    Harvest(design::HarvestArgs),
     /// Writes a hub-format model folder with deterministic random weights of a given
     /// architecture (the same bits as tests/reference/generate_esm.py): for offline demos and tests.
     RandomModel(sequences::RandomModelArgs),
@@ -103,6 +106,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         Command::Atlas(c) => atlas::run(c),
         Command::Generate(a) => design::generate(a),
         Command::TrainSae(a) => design::train_sae(a),
+        Command::Harvest(a) => design::harvest(a),
         #[cfg(feature = "bench")]
         Command::Bench(a) => bench::intervention(a),
         #[cfg(feature = "bench")]
