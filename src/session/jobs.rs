@@ -26,10 +26,19 @@ pub(super) struct Jobs {
 
 struct AtlasJob {
     partial: Partial,
-    /// The shard's proteins (number in the corpus, tokens, id, sequence, segments of the atlas's
-    /// concepts), and how many are done.
-    proteins: Vec<(u64, Vec<u32>, String, String, Vec<Span>)>,
+    /// The shard's proteins, and how many are done.
+    proteins: Vec<AtlasProtein>,
     done: usize,
+}
+
+struct AtlasProtein {
+    /// Its number in the corpus.
+    index: u64,
+    tokens: Vec<u32>,
+    id: String,
+    sequence: String,
+    /// Its segments of the atlas's concepts.
+    spans: Vec<Span>,
 }
 
 /// How far an atlas build is.
@@ -329,7 +338,7 @@ impl Session {
                     .iter()
                     .filter_map(|s| Some(Span { concept: *concept_index.get(s.concept.as_str())?, start: s.start as u32 - 1, end: s.end as u32 }))
                     .collect();
-                mine.push((i as u64, crate::analysis::tokens(&p)?, id, p.sequence, spans));
+                mine.push(AtlasProtein { index: i as u64, tokens: crate::analysis::tokens(&p)?, id, sequence: p.sequence, spans });
             }
         }
         drop(concept_index);
@@ -343,9 +352,9 @@ impl Session {
         let job = self.jobs.atlas.as_mut().ok_or(SessionError::NoAtlas)?;
         let (model, sae) = (&self.model.as_ref().ok_or(SessionError::NoModel)?.model, self.saes.get(job.partial.subject.layer).ok_or(SessionError::NoSae(job.partial.subject.layer))?);
         let end = (job.done + n).min(job.proteins.len());
-        for (index, tokens, id, sequence, spans) in &job.proteins[job.done..end] {
-            let seen = atlas::observe(model, sae, job.partial.subject.layer, tokens).await?;
-            job.partial.add(*index, id, sequence, spans, &seen);
+        for p in &job.proteins[job.done..end] {
+            let seen = atlas::observe(model, sae, job.partial.subject.layer, &p.tokens).await?;
+            job.partial.add(p.index, &p.id, &p.sequence, &p.spans, &seen);
         }
         job.done = end;
         Ok(AtlasProgress { done: job.done, total: job.proteins.len(), skipped: Vec::new() })

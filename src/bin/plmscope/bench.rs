@@ -61,6 +61,9 @@ pub struct AtlasArgs {
     /// SAE fires on a few thousand features a residue).
     #[arg(long)]
     top_k: Option<usize>,
+    /// Annotate the proteins (UniProt JSON): four random segments each, of CONCEPTS concepts.
+    #[arg(long, default_value_t = 0)]
+    concepts: usize,
 }
 
 #[derive(clap::Args)]
@@ -112,13 +115,36 @@ pub fn atlas(a: AtlasArgs) -> Result<(), Error> {
         session.install_sae(3, sae, &format!("random demo SAE, top-{k}"), true, info.sha256)?;
     }
     let mut state = 0xA7_1A5_u64;
-    let fasta: String = (0..a.proteins)
-        .map(|i| {
+    let proteins: Vec<String> = (0..a.proteins)
+        .map(|_| {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let length = 50 + (state >> 33) as usize % 451;
-            format!(">R{i}\n{}\n", random_residues(length, &mut state))
+            random_residues(length, &mut state)
         })
         .collect();
+    let mut next = |n: usize| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    };
+    let fasta: String = if a.concepts == 0 {
+        proteins.iter().enumerate().map(|(i, p)| format!(">R{i}\n{p}\n")).collect()
+    } else {
+        let entries: Vec<serde_json::Value> = proteins
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let features: Vec<serde_json::Value> = (0..4)
+                    .map(|_| {
+                        let start = 1 + next(p.len() - 20);
+                        let end = start + next(20);
+                        serde_json::json!({"type": format!("Concept {}", next(a.concepts)), "location": {"start": {"value": start}, "end": {"value": end}}})
+                    })
+                    .collect();
+                serde_json::json!({"primaryAccession": format!("R{i}"), "sequence": {"value": p}, "features": features})
+            })
+            .collect();
+        serde_json::json!({ "results": entries }).to_string()
+    };
     let request = |shard| AtlasRequest { layer: 3, description: "random proteins".into(), options: AtlasOptions::default(), shard };
     let build = |session: &mut Session, shard| -> Result<f64, Error> {
         let total = session.atlas_start(&fasta, request(shard))?.total;
@@ -136,7 +162,7 @@ pub fn atlas(a: AtlasArgs) -> Result<(), Error> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!(
         "{}",
-        serde_json::json!({ "proteins": a.proteins, "residues": residues, "threads": threads, "topK": a.top_k, "seconds": seconds,
+        serde_json::json!({ "proteins": a.proteins, "residues": residues, "threads": threads, "topK": a.top_k, "concepts": atlas.manifest.concepts.len(), "seconds": seconds,
             "proteinsPerSecond": a.proteins as f64 / seconds, "atlasBytes": bytes, "bytesPerFeature": bytes / atlas.manifest.subject.d_sae,
             "largestBlockBytes": largest, "zipBytes": atlas.zip()?.len(), "dead": atlas.manifest.dead.len(), "peakRssMb": peak as f64 / 1024.0 })
     );
