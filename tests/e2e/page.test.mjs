@@ -733,7 +733,7 @@ test('the feature atlas: built in the page, kept in the cache, saved, and the sa
   }
 });
 
-test('the atlas over annotated proteins: each card's concepts, the search by concept, and the seed explorer's examples as cards', { timeout: 900_000 }, async () => {
+test("the atlas over annotated proteins: each card's concepts, the search by concept, and the seed explorer's examples as cards", { timeout: 900_000 }, async () => {
   // UniProt JSON: two annotated concepts on random proteins.
   let state = 11;
   const random = (n) => Array.from({ length: n }, () => { state = (state * 1103515245 + 12345) % 2 ** 31; return 'ACDEFGHIKLMNPQRSTVWY'[state % 20]; }).join('');

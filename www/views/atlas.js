@@ -341,10 +341,14 @@ export function createAtlas({ engine, current, openSequence, onFeature, seedFeat
     const next = d > 0 ? m.features.find((x) => x > f) : m.features.findLast((x) => x < f);
     if (next !== undefined) onFeature(next);
   };
-  // A concept by name (or part of one): its best features, as buttons.
+  // A concept by name (or part of one): its best features, as buttons. The input's own change on
+  // blur (a click on one of those buttons) must not rebuild them under the click.
+  let searched = null;
   $('atlas-concept').addEventListener('change', (e) => {
     const found = $('atlas-found');
     const query = e.target.value.trim().toLowerCase();
+    if (query === searched) return;
+    searched = query;
     const list = here()?.manifest.concepts ?? [];
     if (!query) { found.replaceChildren(); return; }
     const exact = list.filter((c) => c.name.toLowerCase() === query);
