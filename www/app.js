@@ -11,6 +11,7 @@ import { createAnalysis } from './views/analysis.js';
 import { createDesign } from './views/design.js';
 import { createAtlas } from './views/atlas.js';
 import { isolate } from './isolation.js';
+import { fetchSeed } from './seed.js';
 import { HUB, SAE_REPO } from './loader.js';
 import { CAPS, allowedBy, checkSize, fetchCapped, linkUrl, originLabel, parseJson } from './hosts.js';
 
@@ -453,24 +454,31 @@ $('export-csv').addEventListener('click', () => {
 // ---------------------------------------------------------------------------------------------
 // Circuits
 // ---------------------------------------------------------------------------------------------
-// By default the graphs are read beside the page (the local demo serves the seed explorer's data
-// there); ?graphs=URL points at any other copy of the same files on a host the page reads from.
+// By default the graphs are the seed explorer's published ones (www/seed.js: its hosts, this
+// browser's kept copy, a local copy); ?graphs=URL points at any other copy of the same files on
+// a host the page reads from.
 const graphLink = params.get('graphs') === null ? null : linkUrl('graphs', params.get('graphs'));
-const graphBase = graphLink instanceof URL ? graphLink.href.replace(/\/?$/, '/') : new URL('../explorer-data/', import.meta.url).href;
+const seedLink = graphLink instanceof URL ? graphLink.href.replace(/\/?$/, '/') : null;
+/** The seed's `file` as { bytes, from }, from ?graphs= or its usual sources. */
+const seedFile = async (file) => {
+  if (graphLink instanceof Error) throw graphLink;
+  return fetchSeed(file, seedLink);
+};
 const graphs = {};
 let graph = null;
 
 async function loadGraph(name) {
   const status = $('graph-status');
   try {
-    if (graphLink instanceof Error) throw graphLink;
     if (!graphs[name]) {
-      const get = async (file) => parseJson(await fetchCapped(new URL(file, graphBase), { name: file, cap: CAPS.json }), file);
-      graphs[name] = { graph: validateGraph(await get(`${name}_circuit_graph.json`)), features: await get(`features_${name}.json`).catch(() => null) };
+      const file = `${name}_circuit_graph.json`;
+      const { bytes, from } = await seedFile(file);
+      const features = await seedFile(`features_${name}.json`).then((f) => parseJson(f.bytes, `features_${name}.json`)).catch(() => null);
+      graphs[name] = { graph: validateGraph(parseJson(bytes, file)), features, from };
     }
     showGraph(name);
   } catch (e) {
-    status.textContent = `Could not load the ${name} graph from ${graphLink instanceof Error ? '?graphs=' : graphBase}: ${e.message}. Drop a graph file instead.`;
+    status.textContent = `Could not load the ${name} graph from ${graphLink instanceof Error ? '?graphs=' : seedLink ?? 'any source'}: ${e.message}. Drop a graph file instead.`;
   }
 }
 
@@ -486,12 +494,13 @@ function goToFeature(layer, feature) {
 function showGraph(name) {
   graph ??= createGraphView($('graph'), { details: $('graph-details'), onFeature: goToFeature });
   const g = graphs[name];
-  const shown = graph.show(g.graph, g.features, { minWeight: Number($('min-weight').value) || 0, maxEdges: Number($('max-edges').value) || 8 });
-  $('graph-status').textContent = `${name}: ${shown.nodes} nodes, ${shown.edges} edges shown (of ${g.graph.edges.length})`;
+  const minWeight = { behavior: Number($('min-behavior-weight').value) || 0, feature: Number($('min-weight').value) || 0 };
+  const shown = graph.show(g.graph, g.features, { minWeight, maxEdges: Number($('max-edges').value) || 8 });
+  $('graph-status').textContent = `${name}: ${shown.nodes} nodes, ${shown.edges} edges shown (${shown.behaviorEdges} to the behavior; of ${g.graph.edges.length})${g.from ? `, from ${g.from}` : ''}`;
 }
 
 $('graph-choice').addEventListener('change', (e) => loadGraph(e.target.value));
-for (const id of ['min-weight', 'max-edges']) $(id).addEventListener('change', () => graphs[$('graph-choice').value] && showGraph($('graph-choice').value));
+for (const id of ['min-weight', 'min-behavior-weight', 'max-edges']) $(id).addEventListener('change', () => graphs[$('graph-choice').value] && showGraph($('graph-choice').value));
 $('graph-file').addEventListener('change', async (e) => {
   const file = e.target.files[0];
   if (!file) return;
@@ -508,7 +517,7 @@ $('graph-file').addEventListener('change', async (e) => {
 const analysis = createAnalysis({
   engine,
   modelName: () => view.modelName,
-  seedFeaturesUrl: new URL('features_tm.json', graphBase).href,
+  seedFeatures: () => seedFile('features_tm.json'),
   onFeature: goToFeature,
   onGraph: (g) => {
     graphs.live = { graph: validateGraph(g), features: null };
@@ -532,7 +541,7 @@ const atlasView = createAtlas({
     $('input').scrollIntoView();
   },
   onFeature: (feature) => goToFeature(state.layer, feature),
-  seedFeatures: () => ['tm', 'sp'].map((name) => new URL(`features_${name}.json`, graphBase)),
+  seedFeatures: () => ['tm', 'sp'].map((name) => [`features_${name}.json`, () => seedFile(`features_${name}.json`)]),
 });
 
 const design = createDesign({

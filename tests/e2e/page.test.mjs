@@ -56,8 +56,52 @@ const cli = (...args) => execFileSync(bin, args, { stdio: ['ignore', 'ignore', '
 let server;
 const explorerData = join(root, 'www/explorer-data');
 const seedData = join(root, '../shared/reference/explorer');
+// The seed explorer's published data as the page's default hosts serve it: its own files where
+// they are beside the repo (CI has them; they are never committed), else files of their schema.
+const seedLike = join(artifacts, 'seed-like');
+let seedMirror = seedData;
+
+/** Graphs and features files in the seed's schema, with the node the graph test clicks (L5:F217). */
+function writeSeedLike(dir) {
+  mkdirSync(dir, { recursive: true });
+  let state = 5;
+  const random = (n) => Array.from({ length: n }, () => { state = (state * 1103515245 + 12345) % 2 ** 31; return 'ACDEFGHIKLMNPQRSTVWY'[state % 20]; }).join('');
+  const ids = [[2, 11], [2, 640], [5, 217], [5, 300], [5, 1024], [5, 1999]];
+  for (const behavior of ['tm', 'sp']) {
+    const nodes = [{ id: `behavior:${behavior}`, kind: 'behavior' }, ...ids.map(([layer, feature], i) => ({ id: `L${layer}:F${feature}`, kind: 'feature', layer, feature, importance: 0.001 * (i + 1) }))];
+    const edges = [
+      ...ids.map(([l, f], i) => ({ src: `L${l}:F${f}`, dst: `behavior:${behavior}`, weight: 0.0005 * (i + 1), kind: 'feat->behavior' })),
+      ...ids.slice(0, 2).flatMap(([l, f], i) => ids.slice(2).map(([l2, f2], k) => ({ src: `L${l}:F${f}`, dst: `L${l2}:F${f2}`, weight: 0.2 * (i + k + 1), kind: 'feat->feat' }))),
+    ];
+    writeFileSync(join(dir, `${behavior}_circuit_graph.json`), JSON.stringify({ nodes, edges, meta: { model: 'facebook/esm2_t6_8M_UR50D', behavior, sae_layers: [2, 5], d_sae: 2048, k: 32 } }));
+    const example = (k) => ({ accession: `Q${k}`, sequence: random(40), seq_len: 40, behavior: 'tm', behavior_segments: [[5, 20]], feature_segments: [[8, 9], [15, 15]], top_positions: [{ pos: 8, act: 3 + k }, { pos: 15, act: 1 }], max_act: 3 + k, threshold: 1.5, overlap_frac_feature_in_behavior: 1 });
+    const features = ids.map(([layer, feature]) => ({ id: `L${layer}:F${feature}`, layer, feature, importance: 0.003, examples: [0, 1, 2, 3, 4, 5, 6, 7].map(example) }));
+    writeFileSync(join(dir, `features_${behavior}.json`), JSON.stringify({ meta: { model: 'facebook/esm2_t6_8M_UR50D', behavior: 'tm', graph_json: `${behavior}_circuit_graph.json` }, features }));
+  }
+}
+
+const SEED_HOSTS = ['https://deepanshumody.github.io/PLM_interpretability/data/', 'https://raw.githubusercontent.com/deepanshumody/PLM_interpretability/main/docs/data/'];
+
+/** Serves the seed's two published hosts from `seedMirror` in `context`; `down` lists hosts that
+ * do not answer (as offline). */
+async function mirrorSeed(context, down = []) {
+  for (const host of SEED_HOSTS) {
+    await context.route(`${host}*`, async (route) => {
+      if (down.includes(host)) return route.abort('internetdisconnected');
+      const file = join(seedMirror, new URL(route.request().url()).pathname.split('/').pop());
+      if (!existsSync(file)) return route.fulfill({ status: 404, headers: { 'access-control-allow-origin': '*' }, body: 'not found' });
+      return route.fulfill({ status: 200, headers: { 'access-control-allow-origin': '*', 'content-type': 'application/json' }, body: readFileSync(file) });
+    });
+  }
+}
+
 before(async () => {
   mkdirSync(artifacts, { recursive: true });
+  if (!existsSync(join(seedData, 'tm_circuit_graph.json'))) {
+    writeSeedLike(seedLike);
+    seedMirror = seedLike;
+    console.log('# no seed explorer data beside the repo: the page reads files of its schema made here, from its usual hosts (mirrored)');
+  }
   cli('random-model', '--out', join(work, 'model'));
   writeFileSync(join(work, 'in.fasta'), `>p\n${SEQUENCE}\n`);
   cli('embed', '--model', join(work, 'model'), '--fasta', join(work, 'in.fasta'), '--out', join(work, 'plain.safetensors'));
@@ -74,11 +118,12 @@ after(() => { server.kill(); rmSync(work, { recursive: true, force: true }); });
 /** The page at `query`, after it has made itself cross-origin isolated (sw.js and one reload) or
  * decided to stay as it is. The WebGPU tests block service workers: request routing (the
  * lost-device hook) does not see requests that a service worker answers. */
-async function open(query, webgpu) {
+async function open(query, webgpu, seedDown = []) {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: webgpu ? [...FLAGS, '--enable-unsafe-webgpu'] : FLAGS });
   const context = await browser.newContext({ viewport: { width: 1280, height: 1400 }, serviceWorkers: webgpu ? 'block' : 'allow' });
   if (webgpu) await canLoseDevice(context);
   await watchCsp(context);
+  await mirrorSeed(context, seedDown);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -254,10 +299,19 @@ test('hub loading: streamed progress, the Cache API on the second visit, the sel
   }
 });
 
-test('the circuit graph renders and a node click selects its feature', { timeout: 600_000, skip: !existsSync(explorerData) && 'no seed explorer data beside the repo' }, async () => {
+test('the seed graphs by default: from its published hosts (mirrored), then the other, then the kept copy; a node click selects its feature', { timeout: 600_000 }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {
-    await waitText(page, 'graph-status', /tm: \d+ nodes, \d+ edges shown/);
+    await waitText(page, 'graph-status', /^tm: \d+ nodes, \d+ edges shown \((\d+) to the behavior; of \d+\), from deepanshumody\.github\.io \(the seed explorer's published data\)$/);
+    // Each edge kind has its own threshold: the behavior edges (Δ loss ≤ 0.005) all show at 0.
+    const behaviorEdges = (await page.textContent('#graph-status')).match(/\((\d+) to the behavior/)[1];
+    const graphFile = JSON.parse(readFileSync(join(seedMirror, 'tm_circuit_graph.json'), 'utf8'));
+    const bySource = new Map();
+    for (const e of graphFile.edges.filter((x) => x.kind === 'feat->behavior')) bySource.set(e.src, (bySource.get(e.src) ?? 0) + 1);
+    assert.equal(Number(behaviorEdges), [...bySource.values()].reduce((a, n) => a + Math.min(n, 8), 0));
+    await page.fill('#min-behavior-weight', '1');
+    await page.dispatchEvent('#min-behavior-weight', 'change');
+    await waitText(page, 'graph-status', /\(0 to the behavior; /);
     const nodes = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.nodes().length);
     assert.ok(nodes > 5, `${nodes} nodes`);
     // The node L5:F217 is in the seed TM graph; click where it is drawn.
@@ -272,8 +326,31 @@ test('the circuit graph renders and a node click selects its feature', { timeout
     assert.deepEqual(errors, []);
     // The page, Cytoscape included, lives within its Content-Security-Policy.
     assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+    // The first host down: the second answers. Both down: the copy this browser kept.
+    const context = page.context();
+    await context.unrouteAll();
+    await mirrorSeed(context, SEED_HOSTS.slice(0, 1));
+    await page.reload();
+    await waitText(page, 'graph-status', /^tm: .*, from raw\.githubusercontent\.com \(the seed explorer's published data\)$/);
+    await context.unrouteAll();
+    await mirrorSeed(context, SEED_HOSTS);
+    await page.reload();
+    await waitText(page, 'graph-status', /^tm: .*, from this browser's copy of deepanshumody\.github\.io's, kept from an earlier visit$/);
   } finally {
     await browser.close();
+  }
+  // A first visit with both hosts down: the copy this site serves where there is one, else every
+  // source tried, named.
+  const { browser: b2, page: offline } = await open('?weights=random&backend=cpu', false, SEED_HOSTS);
+  try {
+    if (existsSync(join(explorerData, 'tm_circuit_graph.json'))) {
+      await waitText(offline, 'graph-status', /^tm: .*, from the copy this site serves$/);
+    } else {
+      await waitText(offline, 'graph-status', /^Could not load the tm graph from any source: no source answered \(offline\?\): deepanshumody\.github\.io: .*; raw\.githubusercontent\.com: .*; no copy kept from an earlier visit; this site: tm_circuit_graph\.json: HTTP 404 from http:\/\/127\.0\.0\.1:\d+\. Drop a graph file instead\.$/);
+    }
+    console.log(`# offline first visit: ${await offline.textContent('#graph-status')}`);
+  } finally {
+    await b2.close();
   }
 });
 
@@ -366,13 +443,14 @@ test('a panic in the engine restarts it with everything loaded, and only the req
   }
 });
 
-test('probes, a live circuit in the graph view (cancel, save, reload) and the concept table', { timeout: 900_000, skip: !existsSync(explorerData) && 'no seed explorer data beside the repo' }, async () => {
+// The seed's own examples (12 proteins with transmembrane segments) are what it trains on.
+test('probes, a live circuit in the graph view (cancel, save, reload) and the concept table', { timeout: 900_000, skip: !existsSync(join(seedData, 'features_tm.json')) && 'no seed explorer data beside the repo' }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {
     await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
     await page.fill('#labels-max', '12');
     await page.click('#labels-seed');
-    await waitText(page, 'labels-status', /^12 proteins from the seed explorer's TM examples; annotated concepts: Transmembrane \(\d+\)/);
+    await waitText(page, 'labels-status', /^12 proteins from the seed explorer's TM examples \(from deepanshumody\.github\.io \(the seed explorer's published data\)\); annotated concepts: Transmembrane \(\d+\)/);
 
     await page.selectOption('#probe-layer', '4');
     await page.click('#probe-train');
@@ -745,27 +823,15 @@ test("the atlas over annotated proteins: each card's concepts, the search by con
   }));
   const corpus = join(work, 'annotated.json');
   writeFileSync(corpus, JSON.stringify({ results }));
-  // The seed explorer's features files where the demo serves them, else files of their schema.
-  let graphs = '';
-  if (!existsSync(join(explorerData, 'features_tm.json'))) {
-    const seed = join(artifacts, 'seed-like');
-    mkdirSync(seed, { recursive: true });
-    const example = (k) => ({ accession: `Q${k}`, sequence: random(40), seq_len: 40, behavior: 'tm', behavior_segments: [[5, 20]], feature_segments: [[8, 9], [15, 15]], top_positions: [{ pos: 8, act: 3 + k }, { pos: 15, act: 1 }], max_act: 3 + k, threshold: 1.5, overlap_frac_feature_in_behavior: 1 });
-    for (const name of ['tm', 'sp']) {
-      const features = [217, 300, 1024].map((f, i) => ({ id: `L${i ? 5 : 2}:F${f}`, layer: i ? 5 : 2, feature: f, importance: 0.003, examples: [0, 1, 2, 3, 4, 5, 6, 7].map(example) }));
-      writeFileSync(join(seed, `features_${name}.json`), JSON.stringify({ meta: { model: 'facebook/esm2_t6_8M_UR50D', behavior: name }, features }));
-    }
-    graphs = `&graphs=${encodeURIComponent(`${base}tests/e2e/artifacts/seed-like/`)}`;
-    console.log('# no seed explorer data beside the page: files of its schema made here');
-  }
-  const seedFile = JSON.parse(readFileSync(graphs ? join(artifacts, 'seed-like/features_tm.json') : join(explorerData, 'features_tm.json'), 'utf8'));
+  const seedFile = JSON.parse(readFileSync(join(seedMirror, 'features_tm.json'), 'utf8'));
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
+    await mirrorSeed(context);
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${base}?weights=random&backend=cpu&threads=1${graphs}`);
+    await page.goto(`${base}?weights=random&backend=cpu&threads=1`);
     await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
     await page.selectOption('#atlas-source', 'file');
     await page.setInputFiles('#atlas-file', corpus);

@@ -3,7 +3,7 @@
 // Protein names, concept names and file names are shown as text only.
 
 import { fetchCached } from '../loader.js';
-import { CAPS, checkSize, fetchCapped } from '../hosts.js';
+import { CAPS, checkSize } from '../hosts.js';
 import { download } from '../download.js';
 
 const $ = (id) => document.getElementById(id);
@@ -14,7 +14,7 @@ const UNIPROT_FIELDS = 'accession,sequence,ft_transmem,ft_signal,ft_binding,ft_m
 export const uniprotSearch = (query, size) =>
   `https://rest.uniprot.org/uniprotkb/search?format=json&size=${size}&fields=${UNIPROT_FIELDS}&query=${encodeURIComponent(query)}`;
 
-export function createAnalysis({ engine, modelName, seedFeaturesUrl, onGraph, onFeature }) {
+export function createAnalysis({ engine, modelName, seedFeatures, onGraph, onFeature }) {
   let concepts = null; // the last concept table
   let probe = null;
   let graph = null;
@@ -46,10 +46,10 @@ export function createAnalysis({ engine, modelName, seedFeaturesUrl, onGraph, on
   });
   $('labels-seed').addEventListener('click', async () => {
     try {
-      const bytes = await fetchCapped(seedFeaturesUrl, { name: 'features_tm.json', cap: CAPS.json });
-      loadLabels(new TextDecoder().decode(bytes), 'the seed explorer\'s TM examples');
+      const { bytes, from } = await seedFeatures();
+      loadLabels(new TextDecoder().decode(bytes), `the seed explorer's TM examples (from ${from})`);
     } catch (e) {
-      error(new Error(`the seed explorer's examples (${seedFeaturesUrl}): ${e.message}`));
+      error(new Error(`the seed explorer's examples (features_tm.json): ${e.message}`));
     }
   });
   $('uniprot-fetch').addEventListener('click', async () => {

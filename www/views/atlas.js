@@ -65,9 +65,8 @@ export function createAtlas({ engine, current, openSequence, onFeature, seedFeat
   /** The seed explorer's features files (beside its graphs) as atlases, one per layer. */
   async function fromSeed() {
     const found = [];
-    for (const url of seedFeatures()) {
-      const name = url.pathname.split('/').pop();
-      const text = new TextDecoder().decode(await fetchCapped(url, { name, cap: CAPS.json }));
+    for (const [name, fetchFile] of seedFeatures()) {
+      const text = new TextDecoder().decode((await fetchFile()).bytes);
       const { result } = await engine.request('atlas-open-explorer', { name, text });
       for (const [layer, files] of result) {
         // The TM file's atlas of a layer is kept over the SP file's: one atlas per layer.

@@ -4,13 +4,22 @@
 
 import cytoscape from 'cytoscape';
 
-/** Keeps edges of at least `minWeight`, and at most `maxEdges` (the heaviest) per source node. */
+const isBehavior = (e) => e.kind === 'feat->behavior';
+
+/**
+ * Keeps edges of at least `minWeight.behavior` (feature → behavior) or `minWeight.feature`
+ * (feature → feature), and at most `maxEdges` (the heaviest) of each kind per source node. The
+ * two kinds are kept apart: in the seed's graphs they live on scales ~1,000× apart (Δ loss up to
+ * ~0.005 against up to ~1.7), so one threshold hides every behavior edge or shows every other,
+ * and one ranking would let a node's feature edges push out its behavior edge.
+ */
 export function filterEdges(edges, minWeight, maxEdges) {
   const bySrc = new Map();
   for (const e of edges) {
-    if (!(Math.abs(e.weight) >= minWeight)) continue;
-    if (!bySrc.has(e.src)) bySrc.set(e.src, []);
-    bySrc.get(e.src).push(e);
+    if (!(Math.abs(e.weight) >= (isBehavior(e) ? minWeight.behavior : minWeight.feature))) continue;
+    const key = `${isBehavior(e)} ${e.src}`;
+    if (!bySrc.has(key)) bySrc.set(key, []);
+    bySrc.get(key).push(e);
   }
   return [...bySrc.values()].flatMap((es) => es.sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, maxEdges));
 }
@@ -62,7 +71,9 @@ export function createGraphView(container, { onFeature, details }) {
       const edges = filterEdges(graph.edges, minWeight, maxEdges);
       const used = new Set(edges.flatMap((e) => [e.src, e.dst]));
       const maxImp = Math.max(1e-12, ...graph.nodes.map((n) => Math.abs(n.importance ?? 0)));
-      const maxW = Math.max(1e-12, ...edges.map((e) => Math.abs(e.weight)));
+      // Widths within each kind: a behavior edge's weight means nothing on the other kind's scale.
+      const maxW = (behavior) => Math.max(1e-12, ...edges.filter((e) => isBehavior(e) === behavior).map((e) => Math.abs(e.weight)));
+      const widest = { true: maxW(true), false: maxW(false) };
       cy.elements().remove();
       cy.add(graph.nodes.filter((n) => used.has(n.id) || n.kind === 'behavior').map((n) => ({
         data: {
@@ -72,10 +83,10 @@ export function createGraphView(container, { onFeature, details }) {
         },
       })));
       cy.add(edges.map((e, i) => ({
-        data: { id: `e${i}`, source: e.src, target: e.dst, w: Math.abs(e.weight) / maxW, color: e.kind === 'feat->behavior' ? '#c0392b' : '#7f8c8d' },
+        data: { id: `e${i}`, source: e.src, target: e.dst, w: Math.abs(e.weight) / widest[isBehavior(e)], color: isBehavior(e) ? '#c0392b' : '#7f8c8d' },
       })));
       cy.layout({ name: 'breadthfirst', directed: true, spacingFactor: 0.9 }).run();
-      return { nodes: cy.nodes().length, edges: edges.length };
+      return { nodes: cy.nodes().length, edges: edges.length, behaviorEdges: edges.filter(isBehavior).length };
     },
     select(layer, feature) {
       cy.nodes().unselect();
