@@ -361,8 +361,10 @@ fn the_planted_feature_means_its_motif_and_every_concept_score_is_the_brute_forc
     let exact = &table["concepts"][0]["top"][0];
     assert_eq!((exact["feature"].as_u64(), exact["f1"].as_f64()), (Some(PLANTED as u64), Some(1.0)));
     let r2 = exact["logisticR2"].as_f64().unwrap() as f32;
-    assert!((r2 - card.concepts[1].logistic_r2).abs() < 0.05, "R² exact {r2}, binned {}", card.concepts[1].logistic_r2);
-    say!("planted feature's concepts: {best:?}; R² exact {r2:.3}, binned {:.3}", card.concepts[1].logistic_r2);
+    // The feature separates the motif exactly, so binning its values cannot move the fit: both
+    // reach the ridge-bounded optimum.
+    assert!((r2 - card.concepts[1].logistic_r2).abs() < 1e-3, "R² exact {r2}, binned {}", card.concepts[1].logistic_r2);
+    say!("planted feature's concepts: {best:?}; R² exact {r2:.6}, binned {:.6}", card.concepts[1].logistic_r2);
 }
 
 /// The seed explorer's features files where they are beside the repo (CI has them; they are

@@ -142,10 +142,15 @@ pub fn check(hits: &[ConceptHits], concepts: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Half a bin's width, as a factor: 10^(1/16) at 8 bins a decade.
+fn half_bin() -> f32 {
+    10f32.powf(0.5 / BINS_PER_DECADE as f32)
+}
+
 /// The first bin counted as above threshold `t` (a fraction of the feature's `max`): every
 /// nonzero activation for 0, else the bin whose lower edge is nearest to t × max.
 pub fn threshold_bin(t: f32, max: f32) -> usize {
-    if t == 0.0 { 0 } else { bin(t * max * 10f32.powf(0.5 / BINS_PER_DECADE as f32)) }
+    if t == 0.0 { 0 } else { bin(t * max * half_bin()) }
 }
 
 /// How well a feature matches a concept, at its best threshold.
@@ -171,8 +176,9 @@ pub struct Totals<'a> {
     pub counts: &'a [ConceptCount],
 }
 
-/// A feature's score for each concept it touches, best F1 first (ties: the earlier concept).
-pub fn scores(f: &FeatureStats, totals: &Totals) -> Vec<ConceptScore> {
+/// A feature's score for each concept it touches, with the concept's index, best F1 first (ties:
+/// the earlier concept).
+pub fn scores(f: &FeatureStats, totals: &Totals) -> Vec<(u32, ConceptScore)> {
     let mut out: Vec<(u32, ConceptScore)> = f
         .concepts
         .iter()
@@ -199,13 +205,13 @@ pub fn scores(f: &FeatureStats, totals: &Totals) -> Vec<ConceptScore> {
         })
         .collect();
     out.sort_by(|a, b| b.1.f1.total_cmp(&a.1.f1).then(a.0.cmp(&b.0)));
-    out.into_iter().map(|s| s.1).collect()
+    out
 }
 
 /// The residues as weighted points `(max-normalised value, in the concept, not)`: one per bin at
 /// its middle, and the residues where the feature is 0.
 fn points(f: &FeatureStats, h: &ConceptHits, count: ConceptCount, residues: u64) -> Vec<(f64, f64, f64)> {
-    let middle = |b: usize| if b == 0 { bin_edge(1) / 2.0 } else { bin_edge(b) * 10f32.powf(0.5 / BINS_PER_DECADE as f32) };
+    let middle = |b: usize| if b == 0 { bin_edge(1) / 2.0 } else { bin_edge(b) * half_bin() };
     let mut inside = vec![0u64; BINS];
     h.residues.iter().for_each(|&(b, n)| inside[b as usize] = n);
     let in_active: u64 = inside.iter().sum();

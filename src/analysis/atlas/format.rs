@@ -157,12 +157,11 @@ pub fn finish(partial: Partial, effects: Vec<Option<DirectEffect>>) -> Result<At
         if f.active_proteins == 0 {
             dead.push(feature);
         }
-        let mut concepts = concept::scores(&f, &totals);
-        for s in &concepts {
-            let c = totals.names.iter().position(|n| n == &s.concept).expect("a score names one of the concepts");
-            by_concept[c].push((feature, s.f1));
+        let scores = concept::scores(&f, &totals);
+        for (c, s) in &scores {
+            by_concept[*c as usize].push((feature, s.f1));
         }
-        concepts.truncate(CARD_CONCEPTS);
+        let concepts = scores.into_iter().take(CARD_CONCEPTS).map(|s| s.1).collect();
         let q = opts.quantiles;
         let quantiles = (0..opts.quantiles)
             .map(|b| {

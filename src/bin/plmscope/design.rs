@@ -147,7 +147,8 @@ pub struct HarvestArgs {
 pub fn harvest(a: HarvestArgs) -> Result<(), Error> {
     let session = io::open(&a.model)?;
     let (index, count) = a.shard.unwrap_or((0, 1));
-    let picked: Vec<(usize, plmscope::alphabet::Record)> = io::read_fasta(&a.fasta)?.into_iter().enumerate().filter(|(i, _)| i % count == index).collect();
+    let picked: Vec<(usize, plmscope::alphabet::Record)> =
+        io::read_fasta(&a.fasta)?.into_iter().enumerate().filter(|(i, _)| plmscope::analysis::atlas::in_shard(*i as u64, (index, count))).collect();
     let records: Vec<_> = picked.iter().map(|p| p.1.clone()).collect();
     let hidden = pollster::block_on(session.harvest(&records, a.layer))?;
     let rows: usize = hidden.iter().map(|h| h.1[0]).sum();
@@ -157,9 +158,9 @@ pub fn harvest(a: HarvestArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// The hidden states of `layer` in `files`, in corpus order, up to `max_tokens` rows: the rows,
-/// their width, and (sequences, rows).
-fn read_harvests(files: &[PathBuf], layer: usize, max_tokens: usize) -> Result<(Vec<f32>, usize, (usize, usize)), Error> {
+/// The hidden states of `layer` in `files`, in corpus order, up to `max_tokens` rows: the rows
+/// (row-major, of shape `[rows, d_model]`), their shape, and the sequences they came from.
+fn read_harvests(files: &[PathBuf], layer: usize, max_tokens: usize) -> Result<(Vec<f32>, [usize; 2], usize), Error> {
     let mut all: std::collections::BTreeMap<u64, plmscope::weights::RawTensor> = std::collections::BTreeMap::new();
     let prefix = format!("layer{layer}.");
     for f in files {
@@ -188,8 +189,8 @@ fn read_harvests(files: &[PathBuf], layer: usize, max_tokens: usize) -> Result<(
         rows.extend_from_slice(&t.data[..t.shape[0].min(max_tokens - n) * d]);
         used += 1;
     }
-    let n = rows.len() / d;
-    Ok((rows, d, (used, n)))
+    let shape = [rows.len() / d, d];
+    Ok((rows, shape, used))
 }
 
 pub fn train_sae(a: TrainSaeArgs) -> Result<(), Error> {
@@ -206,10 +207,10 @@ pub fn train_sae(a: TrainSaeArgs) -> Result<(), Error> {
             pollster::block_on(session.train_start(&records, &fasta.display().to_string(), a.layer, a.max_tokens, options, |_, _| {}))?
         }
         None => {
-            let (rows, d, sequences) = read_harvests(&a.activations, a.layer, a.max_tokens)?;
-            let data = burn::prelude::Tensor::<2>::from_data(burn::prelude::TensorData::new(rows, [sequences.1, d]), &session.model()?.device());
+            let (rows, shape, sequences) = read_harvests(&a.activations, a.layer, a.max_tokens)?;
+            let data = burn::prelude::Tensor::<2>::from_data(burn::prelude::TensorData::new(rows, shape), &session.model()?.device());
             let names: Vec<String> = a.activations.iter().map(|p| p.display().to_string()).collect();
-            pollster::block_on(session.train_on(data, &names.join(" "), a.layer, sequences.0, options))?
+            pollster::block_on(session.train_on(data, &names.join(" "), a.layer, sequences, options))?
         }
     };
     eprintln!("{} tokens of hidden state {} from {} sequences", info.tokens, a.layer, info.sequences);
