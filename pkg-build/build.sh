@@ -59,8 +59,8 @@ RUSTUP_TOOLCHAIN="${PLMSCOPE_NIGHTLY:-nightly}" CARGO_TARGET_DIR="$threads_targe
 wasm-bindgen --target web --out-dir "www/pkg/${prefix}cpu-threads" --out-name plmscope "$threads_target/wasm32-unknown-unknown/release/plmscope.wasm"
 opt "www/pkg/${prefix}cpu-threads/plmscope_bg.wasm"
 [ -n "$prefix" ] && exit 0
-# The page's own modules and its npm dependencies (Cytoscape) in one file: nothing from a CDN.
-NODE_PATH=pkg-build/node_modules esbuild www/app.js --bundle --format=esm --minify --sourcemap --outfile=www/dist/app.js
+# The page's own modules and its npm dependencies, and the app shell sw.js keeps.
+pkg-build/bundle.sh
 for b in gpu cpu cpu-threads; do
   printf 'www/pkg/%s/plmscope_bg.wasm: %s bytes, %s gzipped\n' "$b" \
     "$(stat -c %s www/pkg/$b/plmscope_bg.wasm)" "$(gzip -9 -c www/pkg/$b/plmscope_bg.wasm | wc -c)"
