@@ -3,13 +3,14 @@
 
 import { createEngine } from './engine.js';
 import { download } from './download.js';
-import { state, readUrl, writeUrl, parsePositions, editToText } from './state.js';
+import { state, readUrl, writeUrl, parsePositions, editToText, TOOLS } from './state.js';
 import { drawHeatmap, matrix } from './views/heatmap.js';
 import { drawPredictions, drawDelta } from './views/predictions.js';
-import { createGraphView, validateGraph } from './views/graph.js';
+import { createGraphView, validateGraph, layerColor, BEHAVIORS } from './views/graph.js';
 import { createAnalysis } from './views/analysis.js';
 import { createDesign } from './views/design.js';
 import { createAtlas } from './views/atlas.js';
+import { accessionOf, createStructure, fetchAlphaFold, fetchEsmFold, ESMFOLD_MAX } from './views/structure.js';
 import { isolate } from './isolation.js';
 import { fetchSeed } from './seed.js';
 import { HUB, SAE_REPO } from './loader.js';
@@ -18,8 +19,17 @@ import { CAPS, allowedBy, checkSize, fetchCapped, linkUrl, originLabel, parseJso
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
 const HEATMAP_ROWS = 24;
+const THEME_KEY = 'plmscope-theme';
+
+/** 'system' follows prefers-color-scheme (style.css); 'dark' and 'light' override it. */
+function applyTheme(theme) {
+  if (theme === 'dark' || theme === 'light') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+  $('theme').value = theme === 'dark' || theme === 'light' ? theme : 'system';
+}
 
 const params = readUrl();
+applyTheme(localStorage.getItem(THEME_KEY) ?? 'system');
 // While the page reloads into cross-origin isolation, nothing below starts.
 if (!(await isolate(params))) await new Promise(() => {});
 const view = { features: null, intervention: null, modelReady: false, saeLayers: new Set(), randomWeights: false };
@@ -184,11 +194,14 @@ async function loadSae(layer, source) {
 
 $('model-files').addEventListener('change', (e) => {
   const files = [...e.target.files];
+  // Emptied, so that choosing the same file again (for another layer, say) is a change too.
+  e.target.value = '';
   $('load-error').textContent = '';
   if (files.length) loadModel({ kind: 'files', files });
 });
 $('sae-files').addEventListener('change', (e) => {
   const files = [...e.target.files];
+  e.target.value = '';
   $('load-error').textContent = '';
   if (files.length) loadSae(state.layer, { kind: 'files', files });
 });
@@ -282,6 +295,7 @@ function render() {
   $('summary').textContent = `${f.header || 'sequence'} — ${f.predictions.length} residues, layer ${f.layer}, ` +
     `${f.dSae} features; reconstruction: FVE ${f.reconstruction.fractionOfVarianceExplained.toFixed(3)}`;
   renderTimings();
+  if (!$('structure-accession').value) $('structure-accession').value = accessionOf(f.header) ?? '';
   drawPredictions($('predictions'), view.intervention?.predictions ?? f.predictions);
   drawDelta($('delta'), residueLetters(), view.intervention?.deltaLogprob);
   drawHeatmap($('heatmap'), $('tooltip'), {
@@ -289,6 +303,7 @@ function render() {
     rows: f.features.rows,
     ids: f.topByMax.slice(0, HEATMAP_ROWS).map(([id]) => id),
     onSelect: selectFeature,
+    onHover: (i) => structure.highlight(i),
   });
   renderFeatureList();
   renderFeaturePanel();
@@ -341,18 +356,32 @@ function renderFeaturePanel() {
   svg.setAttribute('viewBox', `0 0 ${w} 60`);
   svg.setAttribute('preserveAspectRatio', 'none');
   const bw = w / values.length;
-  svg.replaceChildren(...values.map((v, i) => {
-    const r = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
-    const h = (56 * v) / max;
-    Object.entries({ x: i * bw, y: 58 - h, width: Math.max(bw - 0.5, 0.5), height: h, fill: '#e67e22' }).forEach(([k, val]) => r.setAttribute(k, val));
-    const t = document.createElementNS('http://www.w3.org/2000/svg', 'title');
-    t.textContent = `residue ${i + 1}: ${v.toFixed(3)}`;
-    r.append(t);
+  // One column per residue: its bar, and a full-height slot that takes the pointer (a residue
+  // where the feature is silent has no bar to hover).
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  const rect = (cls, attrs) => {
+    const r = document.createElementNS(SVGNS, 'rect');
+    r.setAttribute('class', cls);
+    Object.entries(attrs).forEach(([k, val]) => r.setAttribute(k, val));
     return r;
+  };
+  svg.replaceChildren(...values.map((v, i) => {
+    const g = document.createElementNS(SVGNS, 'g');
+    const h = (56 * v) / max;
+    const slot = rect('slot', { x: i * bw, y: 0, width: bw, height: 60 });
+    slot.onmouseenter = () => { markResidue(i); structure.highlight(i); };
+    slot.onmouseleave = () => { markResidue(null); structure.highlight(null); };
+    slot.onclick = () => editAt(i);
+    const t = document.createElementNS(SVGNS, 'title');
+    t.textContent = `residue ${i + 1} ${residueLetters()[i]}: ${v.toFixed(3)}`;
+    slot.append(t);
+    g.append(rect('bar', { x: i * bw, y: 58 - h, width: Math.max(bw - 0.5, 0.5), height: h }), slot);
+    return g;
   }));
   $('edits').replaceChildren(...state.edits.map((e) => el('li', editToText(e))));
   $('feature-concepts').textContent = analysis.conceptsOf(f.layer, state.feature);
   renderDownstream();
+  colorStructure();
 }
 
 function renderDownstream() {
@@ -432,6 +461,95 @@ $('downstream').addEventListener('change', (e) => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Structure
+// ---------------------------------------------------------------------------------------------
+/** Marks residue `i` (0-based; null: none) on the track, as a hover on the structure does. */
+function markResidue(i) {
+  $('track').querySelectorAll('g.hover').forEach((g) => g.classList.remove('hover'));
+  if (i !== null) $('track').children[i]?.classList.add('hover');
+}
+
+/** Residue `i` (0-based) of the shown sequence as the edit's residues, as a click on the track does. */
+function editAt(i) {
+  $('positions').value = String(i + 1);
+  $('positions').focus();
+}
+
+const structure = createStructure({
+  container: $('structure'),
+  onHover: (i) => {
+    markResidue(i);
+    structure.highlight(i);
+  },
+  onClick: editAt,
+});
+
+function structureError(e) { $('structure-error').textContent = e.message; }
+
+async function showStructure(load, what) {
+  $('structure-error').textContent = '';
+  $('structure-status').textContent = `Loading ${what}…`;
+  try {
+    const { text, name, version } = await load();
+    const n = await structure.show(text, name);
+    view.structure = `${name}${version ? ` (model v${version})` : ''}, ${n} residues`;
+    colorStructure();
+  } catch (e) {
+    $('structure-status').textContent = view.structure ? `Showing ${view.structure}` : '';
+    structureError(e);
+  }
+}
+
+/** Colours the structure by Δ log-probability after an edit, else by the selected feature. */
+function colorStructure() {
+  if (!structure.loaded || !view.features) {
+    if (view.structure) $('structure-status').textContent = `Showing ${view.structure}`;
+    return;
+  }
+  const choice = $('structure-color').value;
+  const delta = view.intervention?.deltaLogprob;
+  const kind = choice === 'delta' || (choice === 'auto' && delta) ? 'delta' : 'feature';
+  const sequence = residueLetters().join('');
+  let values;
+  if (kind === 'delta') values = delta ?? new Array(sequence.length).fill(0);
+  else if (state.feature !== null) values = matrix(view.features.features.rows, [state.feature]).map((r) => r[0]);
+  else values = new Array(sequence.length).fill(0);
+  const mapping = structure.color(sequence, values, kind);
+  const by = kind === 'delta' ? (delta ? 'Δ log-probability after the edits (red: lower, blue: higher)' : 'Δ log-probability (no edit yet)') : `feature ${state.feature} at layer ${view.features.layer}`;
+  $('structure-status').textContent = `Showing ${view.structure}, coloured by ${by}; ${mapping}.`;
+}
+
+$('structure-alphafold').addEventListener('click', () => {
+  const acc = $('structure-accession').value.trim() || accessionOf(view.features?.header) || '';
+  if (!/^[A-Za-z0-9_-]{3,20}$/.test(acc)) { structureError(new Error(`"${acc}" is not a UniProt accession: type one, e.g. P69905`)); return; }
+  $('structure-accession').value = acc;
+  showStructure(() => fetchAlphaFold(acc), `the AlphaFold DB model of ${acc}`);
+});
+$('structure-file').addEventListener('change', (e) => {
+  const file = e.target.files[0];
+  e.target.value = '';
+  if (!file) return;
+  showStructure(async () => ({ text: await checkSize(file, CAPS.structure).text(), name: file.name }), file.name);
+});
+$('structure-color').addEventListener('change', colorStructure);
+// ESMFold runs on Meta's server: the sequence leaves the device only after a yes, every time.
+$('structure-esmfold').addEventListener('click', () => {
+  $('structure-error').textContent = '';
+  if (!view.features) { structureError(new Error('run a sequence first: ESMFold folds the shown sequence')); return; }
+  const sequence = residueLetters().join('');
+  if (sequence.length > ESMFOLD_MAX) { structureError(new Error(`ESMFold's API folds at most ${ESMFOLD_MAX} residues; the shown sequence has ${sequence.length}`)); return; }
+  $('esmfold-confirm-text').textContent = `This sends the shown sequence (${sequence.length} residues) to ESMFold at api.esmatlas.com, Meta's server: ` +
+    'it leaves this device. Everything else on this page stays here.';
+  $('esmfold-confirm').hidden = false;
+  $('esmfold-no').focus();
+  $('esmfold-no').onclick = () => { $('esmfold-confirm').hidden = true; };
+  $('esmfold-yes').onclick = () => {
+    $('esmfold-confirm').hidden = true;
+    showStructure(() => fetchEsmFold(sequence), 'the ESMFold prediction');
+  };
+});
+
+// ---------------------------------------------------------------------------------------------
 // Export
 // ---------------------------------------------------------------------------------------------
 
@@ -492,11 +610,27 @@ function goToFeature(layer, feature) {
 }
 
 function showGraph(name) {
-  graph ??= createGraphView($('graph'), { details: $('graph-details'), onFeature: goToFeature });
+  graph ??= createGraphView($('graph'), { details: $('graph-details'), onFeature: goToFeature, onExample: openExample });
   const g = graphs[name];
   const minWeight = { behavior: Number($('min-behavior-weight').value) || 0, feature: Number($('min-weight').value) || 0 };
   const shown = graph.show(g.graph, g.features, { minWeight, maxEdges: Number($('max-edges').value) || 8 });
-  $('graph-status').textContent = `${name}: ${shown.nodes} nodes, ${shown.edges} edges shown (${shown.behaviorEdges} to the behavior; of ${g.graph.edges.length})${g.from ? `, from ${g.from}` : ''}`;
+  $('graph-status').textContent = `${name}${shown.behavior ? ` (${BEHAVIORS[shown.behavior] ?? shown.behavior})` : ''}: ${shown.nodes} nodes, ${shown.edges} edges shown (${shown.behaviorEdges} to the behavior; of ${g.graph.edges.length})${g.from ? `, from ${g.from}` : ''}`;
+  $('graph-legend').replaceChildren(...shown.layers.map((l) => {
+    const s = el('span', `layer ${l}`);
+    const dot = el('i');
+    dot.style.background = layerColor(l);
+    s.prepend(dot);
+    return s;
+  }), Object.assign(el('span', '◆ the behavior'), { className: 'behavior-key' }));
+}
+
+/** A graph example in the viewer with its node's feature selected (at its layer). */
+async function openExample(fasta, layer, feature) {
+  $('sequence').value = fasta;
+  updateRecordPicker();
+  goToFeature(layer, feature);
+  await run();
+  if (feature !== undefined) selectFeature(feature);
 }
 
 $('graph-choice').addEventListener('change', (e) => loadGraph(e.target.value));
@@ -518,6 +652,13 @@ const analysis = createAnalysis({
   engine,
   modelName: () => view.modelName,
   seedFeatures: () => seedFile('features_tm.json'),
+  // The behavior in the meta of the seed graph `file` names (loaded already, or fetched as the seed's are).
+  graphBehavior: async (file) => {
+    const name = /^(\w+)_circuit_graph\.json$/.exec(file ?? '')?.[1];
+    if (!name) return null;
+    const g = graphs[name]?.graph ?? parseJson((await seedFile(file)).bytes, file);
+    return g?.meta?.behavior ?? null;
+  },
   onFeature: goToFeature,
   onGraph: (g) => {
     graphs.live = { graph: validateGraph(g), features: null };
@@ -555,6 +696,46 @@ const design = createDesign({
   },
   onInstalled: onSaeReady,
 });
+
+// ---------------------------------------------------------------------------------------------
+// The workspace: tools beside it (one open at a time, in the URL), the theme, a new deploy
+// ---------------------------------------------------------------------------------------------
+function openTool(name) {
+  state.tool = name;
+  for (const t of TOOLS) {
+    $(t).hidden = t !== name;
+    $(`tab-${t}`).setAttribute('aria-selected', String(t === name));
+    $(`tab-${t}`).tabIndex = t === name || (name === null && t === TOOLS[0]) ? 0 : -1;
+  }
+  writeUrl();
+}
+TOOLS.forEach((t, i) => {
+  const tab = $(`tab-${t}`);
+  tab.addEventListener('click', () => openTool(state.tool === t ? null : t));
+  // Arrow keys move between tabs, as in any tab list.
+  tab.addEventListener('keydown', (e) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+    if (!step) return;
+    const next = $(`tab-${TOOLS[(i + step + TOOLS.length) % TOOLS.length]}`);
+    next.focus();
+    next.click();
+  });
+});
+openTool(state.tool);
+
+$('theme').addEventListener('change', (e) => {
+  localStorage.setItem(THEME_KEY, e.target.value);
+  applyTheme(e.target.value);
+  if (graphs[$('graph-choice').value]) showGraph($('graph-choice').value);
+  if (view.features) render();
+});
+
+// sw.js serves the page from its cache; when a new deploy replaces that cache, this page is the old
+// build: say so (its state is in the URL) rather than mix the two.
+if (navigator.serviceWorker?.controller) {
+  navigator.serviceWorker.addEventListener('controllerchange', () => { $('update-note').hidden = false; });
+}
+$('update-reload').addEventListener('click', () => location.reload());
 
 // ---------------------------------------------------------------------------------------------
 // Start

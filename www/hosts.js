@@ -6,13 +6,14 @@
 // the same list in `fetchCapped`, plus a hub origin the visitor confirmed.
 
 /** The connect-src of index.html: this site, the hub and the hosts its downloads redirect to,
- *  UniProt, AlphaFold DB, and the seed explorer's two published copies. */
+ *  UniProt, AlphaFold DB, ESMFold's API (only when the visitor asks it to fold), and the seed explorer's two published copies. */
 export const CONNECT_SRC = [
   "'self'",
   'https://huggingface.co',
   'https://*.hf.co',
   'https://rest.uniprot.org',
   'https://alphafold.ebi.ac.uk',
+  'https://api.esmatlas.com',
   'https://deepanshumody.github.io',
   'https://raw.githubusercontent.com',
 ];
@@ -23,6 +24,7 @@ export const CAPS = {
   weights: 2 ** 31 - 1,
   json: 64 * 2 ** 20,
   fasta: 16 * 2 ** 20,
+  structure: 32 * 2 ** 20,
 };
 
 /** The longest address a link parameter may hold. */
@@ -91,15 +93,16 @@ export async function readCapped(response, { name, cap, onProgress = () => {} })
 }
 
 /**
- * The response to a GET of `url` (a string or URL) from one of `sources`: refused before fetching
- * when the address is not allowed, and after a redirect that left the list or an HTTP error.
+ * The response to a GET (or a POST of `body`) of `url` (a string or URL) from one of `sources`:
+ * refused before fetching when the address is not allowed, and after a redirect that left the list
+ * or an HTTP error.
  */
-export async function fetchChecked(url, { name, sources = CONNECT_SRC }) {
+export async function fetchChecked(url, { name, sources = CONNECT_SRC, method = 'GET', body }) {
   const target = new URL(url);
   const refused = (u) => new Error(`${name}: this page does not fetch from ${u.origin} (it reads from ${
     CONNECT_SRC.map((s) => (s === "'self'" ? 'this site' : s.replace('https://', ''))).join(', ')})`);
   if (!allowedBy(sources, target)) throw refused(target);
-  const response = await fetch(target);
+  const response = await fetch(target, method === 'GET' ? undefined : { method, body, headers: { 'content-type': 'text/plain' } });
   if (response.redirected && !allowedBy(sources, new URL(response.url))) throw refused(new URL(response.url));
   if (!response.ok) throw new Error(`${name}: HTTP ${response.status} from ${target.origin}`);
   return response;

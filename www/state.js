@@ -1,5 +1,5 @@
 // What the page shows, mirrored in the URL so that a view can be shared.
-// ?seq=…&record=…&layer=…&f=…&edits=ablate:17;clamp:42=0.8@3-10&down=…&weights=random
+// ?seq=…&record=…&layer=…&f=…&edits=ablate:17;clamp:42=0.8@3-10&down=…&tool=atlas&weights=random
 
 export const state = {
   fasta: null,
@@ -8,7 +8,11 @@ export const state = {
   feature: null,
   edits: [],
   downstream: null,
+  tool: null,
 };
+
+/** The tools that open beside the workspace, by their panel's id. */
+export const TOOLS = ['atlas', 'analysis', 'design'];
 
 export function editToText(e) {
   const op = e.op === 'ablate' ? `ablate:${e.feature}` : `${e.op}:${e.feature}=${e.value}`;
@@ -127,6 +131,7 @@ export function readUrl() {
   state.feature = intIn(p.get('f'), 0, Number.MAX_SAFE_INTEGER);
   if (p.has('edits')) state.edits = p.get('edits').split(';', MAX_EDITS).map(editFromText).filter(Boolean);
   state.downstream = intIn(p.get('down'), 1, MAX_LAYER);
+  state.tool = TOOLS.includes(p.get('tool')) ? p.get('tool') : null;
   return p;
 }
 
@@ -139,5 +144,6 @@ export function writeUrl() {
   set('f', state.feature);
   set('edits', state.edits.map(editToText).join(';') || null);
   set('down', state.downstream);
+  set('tool', state.tool);
   history.replaceState(null, '', `${location.pathname}?${p}`);
 }

@@ -302,7 +302,7 @@ test('hub loading: streamed progress, the Cache API on the second visit, the sel
 test('the seed graphs by default: from its published hosts (mirrored), then the other, then the kept copy; a node click selects its feature', { timeout: 600_000 }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {
-    await waitText(page, 'graph-status', /^tm: \d+ nodes, \d+ edges shown \((\d+) to the behavior; of \d+\), from deepanshumody\.github\.io \(the seed explorer's published data\)$/);
+    await waitText(page, 'graph-status', /^tm \(transmembrane helix\): \d+ nodes, \d+ edges shown \((\d+) to the behavior; of \d+\), from deepanshumody\.github\.io \(the seed explorer's published data\)$/);
     // Each edge kind has its own threshold: the behavior edges (Δ loss ≤ 0.005) all show at 0.
     const behaviorEdges = (await page.textContent('#graph-status')).match(/\((\d+) to the behavior/)[1];
     const graphFile = JSON.parse(readFileSync(join(seedMirror, 'tm_circuit_graph.json'), 'utf8'));
@@ -331,11 +331,11 @@ test('the seed graphs by default: from its published hosts (mirrored), then the 
     await context.unrouteAll();
     await mirrorSeed(context, SEED_HOSTS.slice(0, 1));
     await page.reload();
-    await waitText(page, 'graph-status', /^tm: .*, from raw\.githubusercontent\.com \(the seed explorer's published data\)$/);
+    await waitText(page, 'graph-status', /^tm \(transmembrane helix\): .*, from raw\.githubusercontent\.com \(the seed explorer's published data\)$/);
     await context.unrouteAll();
     await mirrorSeed(context, SEED_HOSTS);
     await page.reload();
-    await waitText(page, 'graph-status', /^tm: .*, from this browser's copy of deepanshumody\.github\.io's, kept from an earlier visit$/);
+    await waitText(page, 'graph-status', /^tm \(transmembrane helix\): .*, from this browser's copy of deepanshumody\.github\.io's, kept from an earlier visit$/);
   } finally {
     await browser.close();
   }
@@ -344,7 +344,7 @@ test('the seed graphs by default: from its published hosts (mirrored), then the 
   const { browser: b2, page: offline } = await open('?weights=random&backend=cpu', false, SEED_HOSTS);
   try {
     if (existsSync(join(explorerData, 'tm_circuit_graph.json'))) {
-      await waitText(offline, 'graph-status', /^tm: .*, from the copy this site serves$/);
+      await waitText(offline, 'graph-status', /^tm \(transmembrane helix\): .*, from the copy this site serves$/);
     } else {
       await waitText(offline, 'graph-status', /^Could not load the tm graph from any source: no source answered \(offline\?\): deepanshumody\.github\.io: .*; raw\.githubusercontent\.com: .*; no copy kept from an earlier visit; this site: tm_circuit_graph\.json: HTTP 404 from http:\/\/127\.0\.0\.1:\d+\. Drop a graph file instead\.$/);
     }
@@ -381,7 +381,7 @@ test('WebGPU build: the badge says so, features show, a lost device moves to the
 });
 
 test('WebGPU build: a device lost during a circuit replays the journal on the CPU and the circuit ends as a CPU run does', { timeout: 900_000 }, async () => {
-  const { browser, page, errors } = await open('?weights=random', true);
+  const { browser, page, errors } = await open('?weights=random&tool=analysis', true);
   try {
     await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
     assert.equal(await page.textContent('#backend'), 'WebGPU');
@@ -421,7 +421,7 @@ test('WebGPU build: a device lost during a circuit replays the journal on the CP
 });
 
 test('a panic in the engine restarts it with everything loaded, and only the request that panicked fails', { timeout: 900_000 }, async () => {
-  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  const { browser, page, errors } = await open('?weights=random&backend=cpu&tool=design', false);
   try {
     await runDemo(page);
     // An SAE of 10^8 features asks for more memory than wasm32 has: the allocation panics.
@@ -445,7 +445,7 @@ test('a panic in the engine restarts it with everything loaded, and only the req
 
 // The seed's own examples (12 proteins with transmembrane segments) are what it trains on.
 test('probes, a live circuit in the graph view (cancel, save, reload) and the concept table', { timeout: 900_000, skip: !existsSync(join(seedData, 'features_tm.json')) && 'no seed explorer data beside the repo' }, async () => {
-  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  const { browser, page, errors } = await open('?weights=random&backend=cpu&tool=analysis', false);
   try {
     await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
     await page.fill('#labels-max', '12');
@@ -468,7 +468,7 @@ test('probes, a live circuit in the graph view (cancel, save, reload) and the co
     await page.fill('#min-weight', '0'); // live weights have their own scale: show every edge
     await page.click('#circuit-run');
     await waitText(page, 'circuit-status', /Circuit over layers 2, 5: 5 nodes, \d+ edges/);
-    await waitText(page, 'graph-status', /^live: 5 nodes/);
+    await waitText(page, 'graph-status', /^live \(transmembrane helix\): 5 nodes/);
     assert.equal(await page.inputValue('#graph-choice'), 'live');
     const ids = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.nodes().map((n) => n.id()).sort());
     assert.ok(ids.includes('behavior:tm') && ids.filter((i) => /^L[25]:F\d+$/.test(i)).length === 4, ids.join());
@@ -480,7 +480,7 @@ test('probes, a live circuit in the graph view (cancel, save, reload) and the co
     assert.equal(graphJson.meta.behavior, 'tm');
     assert.deepEqual(graphJson.meta.sae_layers, [2, 5]);
     await page.setInputFiles('#graph-file', saved);
-    await waitText(page, 'graph-status', /^dropped: 5 nodes/);
+    await waitText(page, 'graph-status', /^dropped \(transmembrane helix\): 5 nodes/);
     const dropped = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.nodes().map((n) => n.id()).sort());
     assert.deepEqual(dropped, ids);
     await page.screenshot({ path: join(artifacts, 'live-circuit.png'), fullPage: true });
@@ -504,7 +504,7 @@ test('probes, a live circuit in the graph view (cancel, save, reload) and the co
 });
 
 test('steered generation is the CLI\'s; an SAE trained in the page pauses, resumes, serves the viewer and loads in the CLI', { timeout: 900_000 }, async () => {
-  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  const { browser, page, errors } = await open('?weights=random&backend=cpu&tool=design', false);
   try {
     await loadRealFormatFiles(page);
 
@@ -756,7 +756,7 @@ test('the feature atlas: built in the page, kept in the cache, saved, and the sa
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${base}?weights=random&backend=cpu&threads=1`);
+    await page.goto(`${base}?weights=random&backend=cpu&threads=1&tool=atlas`);
     await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
     await waitText(page, 'atlas-card', /^No atlas of layer 3 is open/);
     await page.fill('#sequence', fasta);
@@ -787,7 +787,7 @@ test('the feature atlas: built in the page, kept in the cache, saved, and the sa
 
     const fresh = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
     const dropped = await fresh.newPage();
-    await dropped.goto(`${base}?weights=random&backend=cpu&threads=1`);
+    await dropped.goto(`${base}?weights=random&backend=cpu&threads=1&tool=atlas`);
     await waitText(dropped, 'sae-status', /SAE at layer 3: random demo SAE/);
     await dropped.setInputFiles('#atlas-drop', zipPath);
     await waitText(dropped, 'atlas-status', /^Atlas: atlas\.zip — layer 3/);
@@ -802,7 +802,7 @@ test('the feature atlas: built in the page, kept in the cache, saved, and the sa
     rmSync(folder, { recursive: true, force: true });
     execFileSync('python3', ['-c', 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])', zipPath, folder]);
     const linked = await fresh.newPage();
-    await linked.goto(`${base}?weights=random&backend=cpu&threads=1&atlas=${encodeURIComponent(`${base}tests/e2e/artifacts/atlas-url/`)}`);
+    await linked.goto(`${base}?weights=random&backend=cpu&threads=1&tool=atlas&atlas=${encodeURIComponent(`${base}tests/e2e/artifacts/atlas-url/`)}`);
     await waitText(linked, 'atlas-status', /^Atlas: http:\/\/127\.0\.0\.1:\d+\/tests\/e2e\/artifacts\/atlas-url\/ — layer 3/);
     assert.equal(await cardOf(linked, feature), built);
     await linked.locator('#atlas').screenshot({ path: join(artifacts, 'atlas-url.png') });
@@ -831,7 +831,7 @@ test("the atlas over annotated proteins: each card's concepts, the search by con
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${base}?weights=random&backend=cpu&threads=1`);
+    await page.goto(`${base}?weights=random&backend=cpu&threads=1&tool=atlas`);
     await waitText(page, 'sae-status', /SAE at layer 3: random demo SAE/);
     await page.selectOption('#atlas-source', 'file');
     await page.setInputFiles('#atlas-file', corpus);
@@ -869,6 +869,215 @@ test("the atlas over annotated proteins: each card's concepts, the search by con
     await page.click('#atlas-next');
     await waitText(page, 'atlas-card', new RegExp(`Feature ${listed[1]}: \\d+ top examples`));
     assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+const THREE = { A: 'ALA', R: 'ARG', N: 'ASN', D: 'ASP', C: 'CYS', Q: 'GLN', E: 'GLU', G: 'GLY', H: 'HIS', I: 'ILE', L: 'LEU', K: 'LYS', M: 'MET', F: 'PHE', P: 'PRO', S: 'SER', T: 'THR', W: 'TRP', Y: 'TYR', V: 'VAL' };
+
+/** A PDB file of `sequence` as one α-helix (N, CA, C, O per residue, chain A, numbered from 1). */
+function helixPdb(sequence) {
+  const f = (x) => x.toFixed(3).padStart(8);
+  let serial = 0;
+  const lines = [...sequence].flatMap((aa, i) => {
+    const t = (i * 100 * Math.PI) / 180;
+    const atoms = [['N', 1.55, -0.5, -0.5], ['CA', 2.3, 0, 0], ['C', 1.6, 0.5, 0.5], ['O', 2.4, 0.6, 0.9]];
+    return atoms.map(([name, r, dt, dz]) => `ATOM  ${String(++serial).padStart(5)} ${(` ${name}`).padEnd(4)} ${THREE[aa]} A${String(i + 1).padStart(4)}    ` +
+      `${f(r * Math.cos(t + dt))}${f(r * Math.sin(t + dt))}${f(1.5 * i + dz)}  1.00 90.00          ${name[0].padStart(2)}`);
+  });
+  return `${lines.join('\n')}\nEND\n`;
+}
+
+/** AlphaFold DB's API and files for `accession` (its model: `modelled`), mirrored in `context`;
+ * returns the URLs asked for. A built `_v4` file name answers 404, as the real host does now. */
+async function mirrorAlphaFold(context, accession, modelled) {
+  const asked = [];
+  const cors = { 'access-control-allow-origin': '*' };
+  await context.route('https://alphafold.ebi.ac.uk/**', (route) => {
+    const url = route.request().url();
+    asked.push(url);
+    if (url === `https://alphafold.ebi.ac.uk/api/prediction/${accession}`) {
+      return route.fulfill({ status: 200, headers: { ...cors, 'content-type': 'application/json' }, body: JSON.stringify([{
+        entryId: `AF-${accession}-F1`, uniprotAccession: accession, latestVersion: 6, uniprotStart: 1, uniprotEnd: modelled.length,
+        pdbUrl: `https://alphafold.ebi.ac.uk/files/AF-${accession}-F1-model_v6.pdb`, cifUrl: `https://alphafold.ebi.ac.uk/files/AF-${accession}-F1-model_v6.cif`,
+      }]) });
+    }
+    if (url === `https://alphafold.ebi.ac.uk/files/AF-${accession}-F1-model_v6.pdb`) return route.fulfill({ status: 200, headers: cors, body: helixPdb(modelled) });
+    return route.fulfill({ status: 404, headers: cors, body: 'not found' });
+  });
+  return asked;
+}
+
+test('the workspace: graph → node → feature card → live run → ablate → the AlphaFold DB structure coloured by Δ, as the CLI computes it', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  try {
+    // The model and SAE in their real formats; the t6 SAE serves layer 5, where the seed's node L5:F217 sits.
+    await loadRealFormatFiles(page);
+    await page.selectOption('#layer', '5');
+    await waitText(page, 'sae-status', /SAE at layer 5/);
+    await page.setInputFiles('#sae-files', SAE);
+    await waitText(page, 'sae-status', /SAE at layer 5: interplm_t6_l3\.pt \(interplm, 256 features\)/);
+    await page.fill('#sequence', `>sp|P12345|TEST_HUMAN cut from a longer protein\n${SEQUENCE}\n`);
+    await page.click('#run');
+    await waitText(page, 'summary', /30 residues, layer 5, 256 features/);
+    await waitText(page, 'graph-status', /^tm \(transmembrane helix\): /);
+
+    // A node click opens its feature card in the side panel and runs it live on the shown sequence.
+    await page.locator('#graph').scrollIntoViewIfNeeded();
+    const pos = await page.evaluate(() => document.getElementById('graph')._cyreg.cy.getElementById('L5:F217').renderedPosition());
+    const box = await page.locator('#graph').boundingBox();
+    await page.mouse.click(box.x + pos.x, box.y + pos.y);
+    await waitText(page, 'graph-details', /^L5:F217/);
+    await waitText(page, 'feature-title', /^Feature 217 at layer 5: max [0-9.]+, active on \d+ of 30 residues$/);
+    assert.equal(await page.locator('#graph-details .atlas-legend span').count(), 4, 'the explorer legend: behavior, mask, both, top position');
+    assert.match(await page.textContent('#graph-details .atlas-legend'), /^transmembrane helix/);
+
+    // Ablate it; the Δ log p the page shows is the CLI's.
+    await page.selectOption('#op', 'ablate');
+    await page.click('#add-edit');
+    await page.waitForSelector('#delta .residue');
+    const shown = await page.locator('#delta .residue').evaluateAll((s) => s.map((x) => Number(x.dataset.delta)));
+    cli('intervene', '--model', join(work, 'model'), '--sae', SAE, '--layer', '5', '--fasta', join(work, 'in.fasta'),
+      '--edit', 'ablate:217', '--out', join(work, 'after5.safetensors'));
+    const plain = logProbs(readSafetensors(join(work, 'plain.safetensors'))['0.logits']);
+    const expected = logProbs(readSafetensors(join(work, 'after5.safetensors'))['0.logits']).map((lp, i) => lp - plain[i]);
+    shown.forEach((d, i) => assert.ok(Math.abs(d - expected[i]) < 1e-3, `residue ${i + 1}: page ${d} vs CLI ${expected[i]}`));
+
+    // The AlphaFold DB model of the header's accession, found through the API (never a built file
+    // name); the shown 30 residues are residues 3–32 of its 42.
+    const asked = await mirrorAlphaFold(page.context(), 'P12345', `GS${SEQUENCE}ACDEFGHIKL`);
+    assert.equal(await page.inputValue('#structure-accession'), 'P12345');
+    await page.click('#structure-alphafold');
+    await waitText(page, 'structure-status', /^Showing AF-P12345-F1-model_v6\.pdb \(model v6\), 42 residues, coloured by Δ log-probability after the edits \(red: lower, blue: higher\); the shown 30 residues are residues 3–32 of the model's 42\.$/);
+    assert.deepEqual(asked, ['https://alphafold.ebi.ac.uk/api/prediction/P12345', 'https://alphafold.ebi.ac.uk/files/AF-P12345-F1-model_v6.pdb']);
+    const colors = (await page.getAttribute('#structure', 'data-colors')).split(' ');
+    assert.equal(colors.length, 42);
+    // Unshown residues grey; the residue the edit lowered most the reddest (Δ scaled by max |Δ|).
+    for (const k of [0, 1, 32, 41]) assert.equal(colors[k], '#9aa0a6', `model residue ${k + 1}`);
+    const worst = expected.indexOf(Math.min(...expected));
+    const red = (c) => parseInt(c.slice(1, 3), 16) - parseInt(c.slice(5, 7), 16);
+    if (expected[worst] < -1e-3) assert.equal(Math.max(...colors.slice(2, 32).map(red)), red(colors[2 + worst]), 'the largest drop is the reddest');
+    // By the feature instead.
+    await page.selectOption('#structure-color', 'feature');
+    await waitText(page, 'structure-status', /coloured by feature 217 at layer 5; the shown 30 residues are residues 3–32/);
+    assert.equal(await page.getAttribute('#structure', 'data-kind'), 'feature');
+    // Hover on the track marks the residue on the structure; a click on the track names it for the edit.
+    await page.hover('#track .slot >> nth=4');
+    assert.equal(await page.getAttribute('#track g >> nth=4', 'class'), 'hover');
+    await page.click('#track .slot >> nth=4');
+    assert.equal(await page.inputValue('#positions'), '5');
+    await page.locator('#structure-panel').screenshot({ path: join(artifacts, 'structure.png') });
+
+    // A dropped file: one with no residues is refused in words, and the shown structure stays.
+    const junk = join(work, 'junk.pdb');
+    writeFileSync(junk, 'HEADER    NOTHING HERE\nEND\n');
+    await page.setInputFiles('#structure-file', junk);
+    await waitText(page, 'structure-error', /^junk\.pdb holds no amino-acid residues/);
+    const mmcifLike = join(work, 'model.pdb');
+    writeFileSync(mmcifLike, helixPdb(SEQUENCE));
+    await page.setInputFiles('#structure-file', mmcifLike);
+    await waitText(page, 'structure-status', /^Showing model\.pdb, 30 residues, coloured by feature 217 at layer 5; the shown 30 residues are residues 1–30 of the model's 30\.$/);
+
+    // ESMFold sends the sequence away: nothing leaves before a yes.
+    const folded = [];
+    await page.context().route('https://api.esmatlas.com/**', (route) => {
+      folded.push([route.request().method(), route.request().postData()]);
+      return route.fulfill({ status: 200, headers: { 'access-control-allow-origin': '*' }, body: helixPdb(SEQUENCE) });
+    });
+    await page.click('#structure-esmfold');
+    assert.match(await page.textContent('#esmfold-confirm-text'), /^This sends the shown sequence \(30 residues\) to ESMFold at api\.esmatlas\.com, Meta's server: it leaves this device\./);
+    await page.click('#esmfold-no');
+    await page.click('#structure-esmfold');
+    assert.deepEqual(folded, []);
+    await page.click('#esmfold-yes');
+    await waitText(page, 'structure-status', /^Showing ESMFold prediction\.pdb, 30 residues/);
+    assert.deepEqual(folded, [['POST', SEQUENCE]]);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('offline after the first visit: sw.js serves the app shell and the wasm from its cache, the seed graph from the kept copy', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
+  try {
+    await runDemo(page);
+    await waitText(page, 'graph-status', /^tm \(transmembrane helix\): .*, from deepanshumody\.github\.io/);
+    const cached = await page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith('plmscope-shell-')));
+    assert.equal(cached.length, 1, cached.join());
+    // Offline: no network, and (since routing may outlive that) the seed's hosts down too.
+    await page.context().unrouteAll();
+    await mirrorSeed(page.context(), SEED_HOSTS);
+    await page.context().setOffline(true);
+    await page.reload();
+    await page.waitForSelector('html[data-isolation]', { state: 'attached' });
+    assert.equal(await page.getAttribute('html', 'data-isolation'), 'isolated');
+    await runDemo(page);
+    assert.ok(await page.locator('#feature-list li').count() > 0);
+    await waitText(page, 'graph-status', /^tm \(transmembrane helix\): .*, from this browser's copy of deepanshumody\.github\.io's, kept from an earlier visit$/);
+    await page.screenshot({ path: join(artifacts, 'offline.png') });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('every view at 1400×900 and 390×844, dark and light; the tools open as tabs with the keyboard; every control has a label', { timeout: 900_000 }, async () => {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
+  try {
+    for (const [width, height, scheme] of [[1400, 900, 'dark'], [390, 844, 'light']]) {
+      const context = await browser.newContext({ viewport: { width, height }, colorScheme: scheme });
+      await mirrorSeed(context);
+      const page = await context.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${base}?weights=random&backend=cpu&threads=1`);
+      await runDemo(page);
+      await waitText(page, 'graph-status', /^tm \(transmembrane helix\): /);
+      const shot = (name) => page.screenshot({ path: join(artifacts, `view-${name}-${width}x${height}.png`) });
+      // The theme: the system's by default, the visitor's choice after.
+      const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(await bg(), scheme === 'dark' ? 'rgb(15, 20, 27)' : 'rgb(244, 246, 249)');
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await shot('home');
+      await page.locator('#input').scrollIntoViewIfNeeded();
+      await shot('sequence');
+      // The tools, one open at a time, reached by the keyboard (arrow keys move along the tabs).
+      await page.focus('#tab-atlas');
+      await page.keyboard.press('Enter');
+      assert.equal(await page.isVisible('#atlas'), true);
+      assert.equal(new URL(page.url()).searchParams.get('tool'), 'atlas');
+      await page.locator('#atlas').scrollIntoViewIfNeeded();
+      await shot('atlas');
+      await page.keyboard.press('ArrowRight');
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-analysis');
+      assert.deepEqual([await page.isVisible('#atlas'), await page.isVisible('#analysis')], [false, true]);
+      await page.locator('#analysis').scrollIntoViewIfNeeded();
+      await shot('analysis');
+      await page.keyboard.press('ArrowRight');
+      await page.locator('#design').scrollIntoViewIfNeeded();
+      await shot('design');
+      assert.equal(new URL(page.url()).searchParams.get('tool'), 'design');
+      // The other theme, kept for the next visit.
+      const other = scheme === 'dark' ? 'light' : 'dark';
+      await page.selectOption('#theme', other);
+      assert.equal(await bg(), other === 'dark' ? 'rgb(15, 20, 27)' : 'rgb(244, 246, 249)');
+      await page.reload();
+      await waitText(page, 'sae-status', /SAE at layer 3/);
+      assert.equal(await page.inputValue('#theme'), other);
+      assert.equal(await page.isVisible('#design'), true, 'the open tool comes back from the URL');
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await shot(`home-${other}`);
+      // No page-wide horizontal scroll on a phone.
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no horizontal scroll');
+      const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+        .filter((c) => !c.labels?.length && !c.getAttribute('aria-label') && !c.title).map((c) => c.id));
+      assert.deepEqual(unlabelled, []);
+      assert.deepEqual(errors, []);
+      await context.close();
+    }
   } finally {
     await browser.close();
   }

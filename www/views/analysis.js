@@ -14,18 +14,33 @@ const UNIPROT_FIELDS = 'accession,sequence,ft_transmem,ft_signal,ft_binding,ft_m
 export const uniprotSearch = (query, size) =>
   `https://rest.uniprot.org/uniprotkb/search?format=json&size=${size}&fields=${UNIPROT_FIELDS}&query=${encodeURIComponent(query)}`;
 
-export function createAnalysis({ engine, modelName, seedFeatures, onGraph, onFeature }) {
+export function createAnalysis({ engine, modelName, seedFeatures, graphBehavior, onGraph, onFeature }) {
   let concepts = null; // the last concept table
   let probe = null;
   let graph = null;
   let cancelWanted = false;
   const error = (e) => { $('analysis-error').textContent = e ? e.message ?? String(e) : ''; };
 
+  /**
+   * `text` with each example's behavior set to the behavior of the graph its features file names
+   * (`meta.graph_json`): the seed's features_sp.json says "tm" in every example, its graph's meta
+   * says "sp". Other texts as they are.
+   */
+  async function withGraphBehavior(text) {
+    if (!text.trimStart().startsWith('{')) return text;
+    let v;
+    try { v = JSON.parse(text); } catch { return text; }
+    const behavior = Array.isArray(v?.features) ? await graphBehavior(v.meta?.graph_json).catch(() => null) : null;
+    if (typeof behavior !== 'string') return text;
+    for (const f of v.features) for (const e of Array.isArray(f?.examples) ? f.examples : []) if (e && typeof e === 'object') e.behavior = behavior;
+    return JSON.stringify(v);
+  }
+
   async function loadLabels(text, from) {
     error();
     const max = Number($('labels-max').value) || 20;
     try {
-      const { result } = await engine.request('load-labels', { text, max });
+      const { result } = await engine.request('load-labels', { text: await withGraphBehavior(text), max });
       const concepts = result.concepts.map(([c, n]) => `${c} (${n})`).join(', ') || 'none';
       $('labels-status').textContent = `${result.proteins} proteins from ${from}; annotated concepts: ${concepts}` +
         (result.skipped.length ? `; skipped ${result.skipped.length}: ${result.skipped.slice(0, 3).join('; ')}` : '');

@@ -14,16 +14,19 @@ export function matrix(sparseRows, ids) {
   });
 }
 
-export function drawHeatmap(canvas, tooltip, { sequence, rows, ids, onSelect }) {
+export function drawHeatmap(canvas, tooltip, { sequence, rows, ids, onSelect, onHover = () => {} }) {
   const values = matrix(rows, ids);
   const max = Math.max(1e-9, ...values.flatMap((r) => Array.from(r)));
   canvas.width = LABEL_W + sequence.length * CELL_W;
   canvas.height = ids.length * CELL_H + 14;
   const g = canvas.getContext('2d');
-  g.fillStyle = 'white';
+  // The theme's colours (style.css): a canvas does not inherit them.
+  const css = getComputedStyle(canvas);
+  const ink = css.color;
+  g.fillStyle = css.getPropertyValue('--panel').trim() || 'white';
   g.fillRect(0, 0, canvas.width, canvas.height);
   g.font = '10px ui-monospace, monospace';
-  g.fillStyle = '#333';
+  g.fillStyle = ink;
   ids.forEach((f, y) => g.fillText(`F${f}`, 2, y * CELL_H + 10));
   values.forEach((row, x) => {
     row.forEach((v, y) => {
@@ -32,7 +35,7 @@ export function drawHeatmap(canvas, tooltip, { sequence, rows, ids, onSelect }) 
       g.fillRect(LABEL_W + x * CELL_W, y * CELL_H, CELL_W - 1, CELL_H - 1);
     });
   });
-  g.fillStyle = '#333';
+  g.fillStyle = ink;
   for (let x = 0; x < sequence.length; x += 10) g.fillText(String(x + 1), LABEL_W + x * CELL_W, ids.length * CELL_H + 11);
 
   const cellAt = (e) => {
@@ -44,11 +47,12 @@ export function drawHeatmap(canvas, tooltip, { sequence, rows, ids, onSelect }) 
   canvas.onmousemove = (e) => {
     const c = cellAt(e);
     tooltip.hidden = !c;
+    onHover(c ? c.x : null);
     if (!c) return;
     tooltip.textContent = `residue ${c.x + 1} ${sequence[c.x]} · feature ${ids[c.y]} = ${values[c.x][c.y].toFixed(3)}`;
     tooltip.style.left = `${e.offsetX + 12}px`;
     tooltip.style.top = `${e.offsetY + 12}px`;
   };
-  canvas.onmouseleave = () => { tooltip.hidden = true; };
+  canvas.onmouseleave = () => { tooltip.hidden = true; onHover(null); };
   canvas.onclick = (e) => { const c = cellAt(e); if (c) onSelect(ids[c.y]); };
 }
