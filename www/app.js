@@ -256,7 +256,9 @@ async function changeLayer(layer) {
     view.features = result;
     view.intervention = null;
     view.timings = { layer: ms };
-    state.feature = result.topByMax[0]?.[0] ?? null;
+    // A graph node of this layer asked for its feature while the layer's SAE loaded: keep it.
+    state.feature = view.wantedFeature ?? result.topByMax[0]?.[0] ?? null;
+    view.wantedFeature = null;
     render();
   } catch (e) {
     $('input-error').textContent = e.message;
@@ -605,12 +607,16 @@ function goToFeature(layer, feature) {
   state.feature = feature;
   // Before the model is ready the layer picker is empty; the ready handler loads the SAE of state.layer.
   if (!view.modelReady) { state.layer = layer; writeUrl(); return; }
-  if (layer !== state.layer && layer <= $('layer').options.length) { $('layer').value = String(layer); changeLayer(layer).then(() => selectFeature(feature)); }
+  if (layer !== state.layer && layer <= $('layer').options.length) {
+    $('layer').value = String(layer);
+    view.wantedFeature = feature;
+    changeLayer(layer).then(() => selectFeature(feature));
+  }
   else selectFeature(feature);
 }
 
 function showGraph(name) {
-  graph ??= createGraphView($('graph'), { details: $('graph-details'), onFeature: goToFeature, onExample: openExample });
+  graph ??= createGraphView($('graph'), { details: $('graph-details'), picker: $('graph-node'), onFeature: goToFeature, onExample: openExample });
   const g = graphs[name];
   const minWeight = { behavior: Number($('min-behavior-weight').value) || 0, feature: Number($('min-weight').value) || 0 };
   const shown = graph.show(g.graph, g.features, { minWeight, maxEdges: Number($('max-edges').value) || 8 });

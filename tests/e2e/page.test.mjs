@@ -1040,10 +1040,19 @@ test('every view at 1400×900 and 390×844, dark and light; the tools open as ta
       // The theme: the system's by default, the visitor's choice after.
       const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
       assert.equal(await bg(), scheme === 'dark' ? 'rgb(15, 20, 27)' : 'rgb(244, 246, 249)');
+      // A node chosen without a pointer: the picker lists the nodes shown.
+      await page.selectOption('#graph-node', 'L5:F217');
+      await waitText(page, 'graph-details', /^L5:F217/);
       await page.evaluate(() => window.scrollTo(0, 0));
       await shot('home');
       await page.locator('#input').scrollIntoViewIfNeeded();
       await shot('sequence');
+      const pdb = join(work, 'helix.pdb');
+      writeFileSync(pdb, helixPdb(SEQUENCE));
+      await page.setInputFiles('#structure-file', pdb);
+      await waitText(page, 'structure-status', /^Showing helix\.pdb, 30 residues, coloured by feature 217 at layer 5; the shown 30 residues are residues 1–30/);
+      await page.locator('#structure-panel').scrollIntoViewIfNeeded();
+      await shot('structure');
       // The tools, one open at a time, reached by the keyboard (arrow keys move along the tabs).
       await page.focus('#tab-atlas');
       await page.keyboard.press('Enter');
@@ -1065,7 +1074,7 @@ test('every view at 1400×900 and 390×844, dark and light; the tools open as ta
       await page.selectOption('#theme', other);
       assert.equal(await bg(), other === 'dark' ? 'rgb(15, 20, 27)' : 'rgb(244, 246, 249)');
       await page.reload();
-      await waitText(page, 'sae-status', /SAE at layer 3/);
+      await waitText(page, 'sae-status', /SAE at layer 5/);
       assert.equal(await page.inputValue('#theme'), other);
       assert.equal(await page.isVisible('#design'), true, 'the open tool comes back from the URL');
       await page.evaluate(() => window.scrollTo(0, 0));
@@ -1080,5 +1089,43 @@ test('every view at 1400×900 and 390×844, dark and light; the tools open as ta
     }
   } finally {
     await browser.close();
+  }
+});
+
+test('a new deploy replaces the offline shell: the open page is told, the old cache goes, a reload runs the new build', { timeout: 600_000 }, async () => {
+  // A copy of the site on a port of its own, so that this test can deploy over it.
+  const site = mkdtempSync(join(tmpdir(), 'plmscope-site-'));
+  for (const f of ['index.html', 'sw.js']) cpSync(join(root, f), join(site, f));
+  cpSync(join(root, 'www'), join(site, 'www'), { recursive: true, filter: (src) => !/www\/(explorer-data|pkg\/bench-)/.test(src) });
+  const sitePort = port + 300;
+  const siteServer = spawn('python3', ['-m', 'http.server', String(sitePort), '--bind', '127.0.0.1'], { cwd: site, stdio: 'ignore' });
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
+  try {
+    for (let i = 0; i < 50; i++) {
+      try { await fetch(`http://127.0.0.1:${sitePort}/`); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+    const context = await browser.newContext();
+    await mirrorSeed(context);
+    const page = await context.newPage();
+    await page.goto(`http://127.0.0.1:${sitePort}/?weights=random&backend=cpu`);
+    await page.waitForSelector('html[data-isolation]', { state: 'attached' });
+    await runDemo(page);
+    const shells = () => page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith('plmscope-shell-')));
+    const [before] = await shells();
+    const shell = join(site, 'www/dist/shell.js');
+    writeFileSync(shell, readFileSync(shell, 'utf8').replace(/version: "[0-9a-f]+"/, 'version: "0000000000000new"'));
+    writeFileSync(join(site, 'index.html'), readFileSync(join(site, 'index.html'), 'utf8').replace('<title>plmscope', '<title>plmscope (new build)'));
+    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r.update()));
+    await page.waitForSelector('#update-note', { state: 'visible', timeout: 60_000 });
+    // The new worker deletes the old cache as it activates (the note may come first).
+    await page.waitForFunction(async () => (await caches.keys()).filter((k) => k.startsWith('plmscope-shell-')).join() === 'plmscope-shell-0000000000000new', null, { timeout: 30_000 })
+      .catch(async () => assert.fail(`after ${before}: ${await shells()}`));
+    await page.click('#update-reload');
+    await page.waitForFunction(() => document.title.startsWith('plmscope (new build)'));
+    await runDemo(page);
+  } finally {
+    await browser.close();
+    siteServer.kill();
+    rmSync(site, { recursive: true, force: true });
   }
 });

@@ -76,7 +76,7 @@ function columns(cy, layers, aspect) {
   return positions;
 }
 
-export function createGraphView(container, { onFeature, onExample, details }) {
+export function createGraphView(container, { onFeature, onExample, details, picker }) {
   const style = () => [
     { selector: 'node', style: { label: 'data(label)', 'font-size': 9, color: css('--fg'), 'text-outline-color': css('--bg'), 'text-outline-width': 1, width: 'mapData(size, 0, 1, 10, 34)', height: 'mapData(size, 0, 1, 10, 34)', 'background-color': 'data(color)' } },
     { selector: 'node[kind = "behavior"]', style: { shape: 'diamond', width: 38, height: 38 } },
@@ -95,10 +95,20 @@ export function createGraphView(container, { onFeature, onExample, details }) {
     cy.nodes(':selected').connectedEdges().addClass('highlight');
   };
   cy.on('select unselect', 'node', highlight);
-  cy.on('tap', 'node', (e) => {
-    const n = e.target.data('raw');
+  const open = (node) => {
+    const n = node.data('raw');
     showDetails(details, n, features.get(n.id), cy, behaviorName, onExample);
+    if (picker) picker.value = n.id;
     if (n.kind === 'feature') onFeature(n.layer, n.feature);
+  };
+  cy.on('tap', 'node', (e) => open(e.target));
+  // The keyboard's way to a node: the picker lists the nodes shown, as a click would choose them.
+  picker?.addEventListener('change', () => {
+    const node = cy.getElementById(picker.value);
+    if (!node.length) return;
+    cy.nodes().unselect();
+    node.select();
+    open(node);
   });
   return {
     cy,
@@ -124,13 +134,20 @@ export function createGraphView(container, { onFeature, onExample, details }) {
       cy.add(edges.map((e, i) => ({
         data: { id: `e${i}`, source: e.src, target: e.dst, w: Math.abs(e.weight) / widest[isBehavior(e)], color: isBehavior(e) ? BEHAVIOR : css('--muted') },
       })));
+      if (picker) {
+        const option = (value, text) => Object.assign(document.createElement('option'), { value, textContent: text });
+        const shownNodes = cy.nodes().map((n) => n.data('raw'))
+          .sort((a, b) => (a.kind === 'behavior' ? -1 : b.kind === 'behavior' ? 1 : a.layer - b.layer || Math.abs(b.importance ?? 0) - Math.abs(a.importance ?? 0)));
+        picker.replaceChildren(option('', 'choose…'), ...shownNodes.map((n) => option(n.id, n.importance === undefined ? n.id : `${n.id} (importance ${n.importance.toPrecision(2)})`)));
+      }
       const layers = [...new Set(graph.nodes.filter((n) => n.kind === 'feature' && used.has(n.id)).map((n) => n.layer))].sort((a, b) => a - b);
       cy.layout({ name: 'preset', positions: columns(cy, layers, 0.8 * container.clientWidth / Math.max(1, container.clientHeight)), fit: true, padding: 24 }).run();
       return { nodes: cy.nodes().length, edges: edges.length, behaviorEdges: edges.filter(isBehavior).length, layers, behavior: behaviorName };
     },
     select(layer, feature) {
       cy.nodes().unselect();
-      cy.getElementById(`L${layer}:F${feature}`).select();
+      const node = cy.getElementById(`L${layer}:F${feature}`).select();
+      if (picker) picker.value = node.length ? node.id() : '';
     },
     /** Re-reads the theme's colours. */
     restyle() { cy.style(style()); },
