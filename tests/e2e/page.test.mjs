@@ -876,7 +876,7 @@ test("the atlas over annotated proteins: each card's concepts, the search by con
 
 const THREE = { A: 'ALA', R: 'ARG', N: 'ASN', D: 'ASP', C: 'CYS', Q: 'GLN', E: 'GLU', G: 'GLY', H: 'HIS', I: 'ILE', L: 'LEU', K: 'LYS', M: 'MET', F: 'PHE', P: 'PRO', S: 'SER', T: 'THR', W: 'TRP', Y: 'TYR', V: 'VAL' };
 
-/** A PDB file of `sequence` as one α-helix (N, CA, C, O per residue, chain A, numbered from 1). */
+/** A PDB file of `sequence` as one α-helix along x (N, CA, C, O per residue, chain A, numbered from 1). */
 function helixPdb(sequence) {
   const f = (x) => x.toFixed(3).padStart(8);
   let serial = 0;
@@ -884,7 +884,7 @@ function helixPdb(sequence) {
     const t = (i * 100 * Math.PI) / 180;
     const atoms = [['N', 1.55, -0.5, -0.5], ['CA', 2.3, 0, 0], ['C', 1.6, 0.5, 0.5], ['O', 2.4, 0.6, 0.9]];
     return atoms.map(([name, r, dt, dz]) => `ATOM  ${String(++serial).padStart(5)} ${(` ${name}`).padEnd(4)} ${THREE[aa]} A${String(i + 1).padStart(4)}    ` +
-      `${f(r * Math.cos(t + dt))}${f(r * Math.sin(t + dt))}${f(1.5 * i + dz)}  1.00 90.00          ${name[0].padStart(2)}`);
+      `${f(1.5 * i + dz)}${f(r * Math.cos(t + dt))}${f(r * Math.sin(t + dt))}  1.00 90.00          ${name[0].padStart(2)}`);
   });
   return `${lines.join('\n')}\nEND\n`;
 }

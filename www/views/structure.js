@@ -59,7 +59,7 @@ export function createStructure({ container, onHover, onClick }) {
     if (viewer) return viewer;
     const mod = await import('3dmol');
     const $3Dmol = mod.createViewer ? mod : mod.default;
-    viewer = $3Dmol.createViewer(container, { backgroundColor: 'rgba(0,0,0,0)', antialias: true });
+    viewer = $3Dmol.createViewer(container, { backgroundColor: 'white', backgroundAlpha: 0, antialias: true });
     if (!viewer) throw new Error('this browser gives the page no WebGL, which the structure view needs');
     return viewer;
   }
