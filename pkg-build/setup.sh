@@ -50,6 +50,15 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# Mesa's software Vulkan device (lavapipe), on which tests/gpu.rs runs the native wgpu backend:
+# the GPU code path checked without a GPU.
+if [ ! -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]; then
+  say "installing Debian's mesa-vulkan-drivers (lavapipe)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
 # The atlas workflow's engine (workflow/Snakefile, pkg-build/workflow-test.sh), from PyPI, in its own venv.
 snakemake_venv="$HOME/.cache/plmscope-snakemake"
 if ! "$snakemake_venv/bin/snakemake" --version >/dev/null 2>&1; then

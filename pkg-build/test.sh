@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test: native (unit tests, parity with transformers, load errors, the CLI), the atlas
+# Every test: native (unit tests, parity with transformers, load errors, the CLI), the native
+# wgpu backend on a software Vulkan device, the atlas
 # workflow under Snakemake, a smoke run of every fuzz target, the same parity
 # in headless Chromium on burn's WebGPU and CPU backends, and the built page driven by Playwright.
 set -euo pipefail
@@ -8,6 +9,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
 
 echo "== native"
 cargo test --release
+
+echo "== the native wgpu backend (Vulkan; here Mesa's software device, lavapipe) against the same fixtures"
+XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}" cargo test --release --features wgpu --test gpu
 
 echo "== the atlas workflow (Snakemake, 3 shards on 2 cores) against one atlas build"
 pkg-build/workflow-test.sh

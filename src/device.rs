@@ -18,8 +18,14 @@ pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, DeviceEr
 /// Which backends this build holds, by the names [`create`] takes.
 pub fn compiled_backends() -> Vec<&'static str> {
     let mut b = Vec::new();
-    if cfg!(feature = "webgpu") {
+    if cfg!(all(feature = "webgpu", target_arch = "wasm32")) {
         b.push("webgpu");
+    }
+    if cfg!(all(feature = "wgpu", not(target_arch = "wasm32"))) {
+        b.push("wgpu");
+    }
+    if cfg!(all(feature = "cuda", not(target_arch = "wasm32"))) {
+        b.push("cuda");
     }
     if cfg!(feature = "cpu") {
         b.push("cpu");
@@ -27,16 +33,50 @@ pub fn compiled_backends() -> Vec<&'static str> {
     b
 }
 
-/// The device of backend `name` (`"webgpu"` or `"cpu"`). WebGPU fails with an error where the
-/// browser has no adapter; the caller then falls back to the CPU.
+/// The device of backend `name`: `"webgpu"` (the browser's), `"wgpu"` (natively: Vulkan, Metal
+/// or DX12), `"cuda"` or `"cpu"`. A GPU backend fails with an error where the machine has no
+/// adapter or driver; the page then falls back to the CPU, the CLI says so.
 pub async fn create(name: &str) -> Result<Device, String> {
     match name {
         #[cfg(all(feature = "webgpu", target_arch = "wasm32"))]
         "webgpu" => webgpu_device().await.map_err(|e| format!("WebGPU: {e}")),
+        #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+        "wgpu" => native_wgpu(),
+        #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+        "cuda" => cuda_device(),
         #[cfg(feature = "cpu")]
         "cpu" => Ok(Device::flex()),
         other => Err(format!("backend \"{other}\" is not in this build (it has {:?})", compiled_backends())),
     }
+}
+
+/// The process's one wgpu device: burn registers its runtime once per process, so every caller
+/// (every test) shares it.
+#[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+fn native_wgpu() -> Result<Device, String> {
+    static WGPU: std::sync::Mutex<Option<Device>> = std::sync::Mutex::new(None);
+    let mut held = WGPU.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = held.as_ref() {
+        return Ok(d.clone());
+    }
+    let device = Device::wgpu_options().init().map_err(|e| format!("wgpu: {e}"))?;
+    Ok(held.insert(device).clone())
+}
+
+/// CUDA device 0, tried with one small operation: the runtime panics where there is no driver or
+/// GPU, and that becomes an error here rather than on the first real call.
+#[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+fn cuda_device() -> Result<Device, String> {
+    std::panic::catch_unwind(|| {
+        let device = Device::cuda(0);
+        let probe = Tensor::<1>::ones([1], &device).into_data();
+        (device, probe)
+    })
+    .map(|(device, _)| device)
+    .map_err(|e| {
+        let why = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+        format!("CUDA: no usable device ({})", why.unwrap_or_else(|| "the runtime panicked".into()))
+    })
 }
 
 #[cfg(all(feature = "webgpu", target_arch = "wasm32"))]

@@ -399,3 +399,15 @@ fn bench_serve_answers_each_request_and_names_a_bad_one() {
     assert!(stderr.contains("request 1: a run before any case was prepared"), "{stderr}");
     assert!(run.stdout.is_empty());
 }
+
+#[test]
+fn a_backend_this_build_lacks_is_refused_in_words() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let model = fixture_dir("tiny");
+    let run = plmscope(&["embed", "--backend", "cuda", "--model", &model, "--fasta", "none.fasta", "--out", "none.safetensors"]);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("backend \"cuda\" is not in this build (it has [") && err.contains("\"cpu\"]"), "{err}");
+}

@@ -85,19 +85,19 @@ pub struct CircuitArgs {
 }
 
 pub fn intervention(a: InterventionArgs) -> Result<(), Error> {
-    bench(a.residues, a.d_sae, a.repeats, &Device::flex())
+    bench(a.residues, a.d_sae, a.repeats, &crate::io::device())
 }
 
 pub fn cases(a: CasesArgs) -> Result<(), Error> {
-    bench_cases(&a.cases, &a.shapes, a.reference.as_deref(), a.serve, &Device::flex())
+    bench_cases(&a.cases, &a.shapes, a.reference.as_deref(), a.serve, &crate::io::device())
 }
 
 pub fn memory(a: MemoryArgs) -> Result<(), Error> {
-    bench_memory(a.residues, &Device::flex())
+    bench_memory(a.residues, &crate::io::device())
 }
 
 pub fn design(a: DesignArgs) -> Result<(), Error> {
-    bench_design(a.residues, a.steps, &Device::flex())
+    bench_design(a.residues, a.steps, &crate::io::device())
 }
 
 /// The atlas of the demo's random 10,240-feature SAE at layer 3 (random esm2_t6_8M weights) over
@@ -106,7 +106,7 @@ pub fn design(a: DesignArgs) -> Result<(), Error> {
 pub fn atlas(a: AtlasArgs) -> Result<(), Error> {
     use plmscope::analysis::atlas::AtlasOptions;
     use plmscope::session::{AtlasRequest, Session};
-    let mut session = Session::new(Device::flex());
+    let mut session = Session::new(crate::io::device());
     session.load_random_model()?;
     let info = session.load_random_sae(3)?;
     if let Some(k) = a.top_k {
@@ -183,7 +183,7 @@ pub fn atlas(a: AtlasArgs) -> Result<(), Error> {
 }
 
 pub fn circuit(a: CircuitArgs) -> Result<(), Error> {
-    bench_circuit(a.proteins, a.residues, a.top_n, &Device::flex())
+    bench_circuit(a.proteins, a.residues, a.top_n, &crate::io::device())
 }
 
 fn median_ms(repeats: usize, mut f: impl FnMut()) -> f64 {

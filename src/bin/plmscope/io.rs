@@ -68,9 +68,24 @@ fn chosen(path: &Path, pick: impl Fn(&[NamedFile<'_>]) -> Result<Vec<usize>, plm
     pick(&files)?.into_iter().map(|i| Ok((names[i].clone(), read(&paths[i])?))).collect()
 }
 
-/// A session on the CPU with the model at `path` (a hub folder or a fair-esm `.pt`).
+thread_local! {
+    static DEVICE: std::cell::OnceCell<Device> = const { std::cell::OnceCell::new() };
+}
+
+/// Chooses the device every verb runs on (`--backend`: cpu, wgpu, cuda), once, before any verb.
+pub fn set_backend(name: &str) -> Result<(), Error> {
+    let device = pollster::block_on(plmscope::device::create(name))?;
+    DEVICE.with(|d| d.set(device)).map_err(|_| "the backend is chosen once".into())
+}
+
+/// The device `--backend` chose (the CPU where none was).
+pub fn device() -> Device {
+    DEVICE.with(|d| d.get_or_init(Device::flex).clone())
+}
+
+/// A session on the chosen device with the model at `path` (a hub folder or a fair-esm `.pt`).
 pub fn open(model: &Path) -> Result<Session, Error> {
-    let mut session = Session::new(Device::flex());
+    let mut session = Session::new(device());
     let files = chosen(model, |f| Ok(detect::model_files(f)?.indices()))?;
     session.load_model(&NamedFile::views(&files), &model.display().to_string())?;
     Ok(session)

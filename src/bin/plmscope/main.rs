@@ -16,6 +16,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "plmscope", version, about = "ESM-2 and sparse autoencoders, natively")]
 struct Cli {
+    /// Where the model runs: the CPU, burn's wgpu runtime (Vulkan, Metal, DX12; a build with
+    /// `--features wgpu`) or CUDA (`--features cuda`).
+    #[arg(long, global = true, default_value = "cpu", value_parser = ["cpu", "wgpu", "cuda"])]
+    backend: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +99,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> Result<(), io::Error> {
+    io::set_backend(&cli.backend)?;
     match cli.command {
         Command::Embed(a) => sequences::embed(a),
         Command::Features(a) => sequences::features(a),

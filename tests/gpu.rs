@@ -1,0 +1,74 @@
+//! The native GPU backends (`--features wgpu`) against the same reference fixtures as the CPU:
+//! burn's wgpu runtime, the WGSL kernels the browser runs, here on Vulkan. CI runs it on Mesa's
+//! software Vulkan device (lavapipe, Debian's mesa-vulkan-drivers), so the GPU code path is
+//! checked on every submission without a GPU.
+//!
+//! Run by `pkg-build/test.sh`: `cargo test --release --features wgpu --test gpu`.
+
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use std::process::Command;
+
+use burn::prelude::*;
+use common::*;
+use plmscope::esm::{EsmConfig, EsmModel};
+use plmscope::weights::{self, random, safetensors, Vars};
+
+fn wgpu() -> Device {
+    pollster::block_on(plmscope::device::create("wgpu")).expect("a Vulkan, Metal or DX12 adapter (in CI: lavapipe, from mesa-vulkan-drivers)")
+}
+
+#[test]
+fn esm2_on_wgpu_matches_transformers() {
+    let device = wgpu();
+    let t6 = EsmModel::load(&Vars::random(random::SEED, &device), &EsmConfig::from_json(T6_CONFIG).unwrap()).unwrap();
+    let fx = Fixture::read(T6_OUTPUTS);
+    for name in ALONE {
+        assert_within("wgpu t6_8m alone", &pollster::block_on(compare(&t6, &device, &fx, &[name])));
+    }
+    assert_within("wgpu t6_8m batch", &pollster::block_on(compare(&t6, &device, &fx, &BATCH)));
+    let fx = Fixture::read(TINY_OUTPUTS);
+    let (_, hub) = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device).unwrap();
+    let (_, pt) = weights::esm::from_fair_esm(TINY_PT, "esm2_tiny.pt", &device).unwrap();
+    for name in ALONE {
+        assert_within("wgpu tiny hub", &pollster::block_on(compare(&hub, &device, &fx, &[name])));
+        assert_within("wgpu tiny .pt", &pollster::block_on(compare(&pt, &device, &fx, &[name])));
+    }
+}
+
+#[test]
+fn saes_and_interventions_on_wgpu_match_the_reference() {
+    let device = wgpu();
+    for case in common::sae::cases() {
+        common::sae::assert_sae("wgpu", &case, &pollster::block_on(common::sae::compare(&case, &device)));
+    }
+}
+
+/// `plmscope embed --backend wgpu` on every fixture sequence, against transformers.
+#[test]
+fn embed_with_backend_wgpu_matches_transformers() {
+    let fx = Fixture::read(TINY_OUTPUTS);
+    let dir = std::env::temp_dir().join(format!("plmscope-gpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fasta: String = ALONE.iter().map(|n| format!(">{n}\n{}\n", fx.sequences[*n])).collect();
+    let (fasta_path, out) = (dir.join("in.fasta"), dir.join("out.safetensors"));
+    std::fs::write(&fasta_path, fasta).unwrap();
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/fixtures/tiny");
+    let run = Command::new(env!("CARGO_BIN_EXE_plmscope"))
+        .args(["embed", "--backend", "wgpu", "--model", model.to_str().unwrap(), "--fasta", fasta_path.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let got = safetensors::read(&std::fs::read(&out).unwrap(), "out").unwrap();
+    for (i, name) in ALONE.iter().enumerate() {
+        assert_eq!(got[&format!("{i}.input_ids")].data, fx.get(&format!("{name}.input_ids")).data, "{name}");
+        for (key, tol) in [("hidden_states", HIDDEN_TOL), ("logits", LOGITS_TOL)] {
+            let (g, w) = (&got[&format!("{i}.{key}")], fx.get(&format!("{name}.{key}")));
+            assert_eq!(g.shape, w.shape, "{name}.{key}");
+            let worst = g.data.iter().zip(&w.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst <= tol, "{name}.{key}: max |Δ| {worst:.2e}");
+        }
+    }
+}
