@@ -1,11 +1,12 @@
 //! The speed benchmark's cases, shared by the CLI (`plmscope bench-cases`) and the page's wasm
 //! object, so that plmscope natively, plmscope in the browser and its peers
-//! (`pkg-build/bench/peers.py`, onnxruntime-web) time the same work on the same inputs:
+//! (`pkg-build/bench/peers.py`, onnxruntime-web) time the same work on the same inputs, on the
+//! random weights of an ESM-2 size ([`config`]):
 //!
 //! - `forward`: logits of a batch (all hidden states kept, as every view needs them);
 //! - `sae`: the same, plus the 10,240-feature SAE's features of hidden state 3 at every position;
 //! - `intervene`: feature 17 ablated at layer 3 on every residue of one sequence, from the cached
-//!   pass and encoding that the page already holds, so only the patch and blocks 4..=6 run;
+//!   pass and encoding that the page already holds, so only the patch and the blocks after 3 run;
 //! - `matmul`: `[1024, 1024] · [1024, 1024]`, the engine's matmul peak.
 //!
 //! Each run reads its results back to the host, as the page must.
@@ -48,14 +49,20 @@ impl std::str::FromStr for Case {
     }
 }
 
-/// The random esm2_t6_8M (the offline demo's).
-pub fn model(device: &Device) -> Result<EsmModel, LoadError> {
-    EsmModel::load(&Vars::random(random::SEED, device), &EsmConfig::esm2_t6_8m())
+/// The ESM-2 size of a run: "8M" (the offline demo's), "35M", "150M" or "650M".
+pub fn config(size: &str) -> Result<EsmConfig, String> {
+    EsmConfig::esm2(size).ok_or_else(|| format!("\"{size}\" is not an ESM-2 size (8M, 35M, 150M, 650M, 3B, 15B)"))
 }
 
-/// The random esm2_t6_8M and the random InterPLM-shaped SAE of layer 3 (the offline demo's).
-pub fn model_and_sae(device: &Device) -> Result<(EsmModel, Sae), LoadError> {
-    let model = model(device)?;
+/// The random ESM-2 of `config` (for esm2_t6_8M, the offline demo's).
+pub fn model(device: &Device, config: &EsmConfig) -> Result<EsmModel, LoadError> {
+    EsmModel::load(&Vars::random(random::SEED, device), config)
+}
+
+/// The random model and the random InterPLM-shaped SAE of layer 3 (for esm2_t6_8M, the offline
+/// demo's).
+pub fn model_and_sae(device: &Device, config: &EsmConfig) -> Result<(EsmModel, Sae), LoadError> {
+    let model = model(device, config)?;
     let sae = weights::sae::random_interplm(model.d_model(), D_SAE, random::SEED ^ LAYER as u64, device)?;
     Ok((model, sae))
 }
@@ -158,8 +165,8 @@ pub async fn run(model: &EsmModel, sae: &Sae, prepared: &Prepared) -> Result<Vec
 
 /// Multiply-adds × 2 of a case: the dense layers, attention's two products, the LM head, and the
 /// SAE encode or the intervention's share (blocks after [`LAYER`], the patch) where they apply.
-pub fn flop(case: Case, batch: usize, residues: usize) -> f64 {
-    let (d, f, v, layers) = (320.0, 1280.0, 33.0, 6.0);
+pub fn flop(config: &EsmConfig, case: Case, batch: usize, residues: usize) -> f64 {
+    let (d, f, v, layers) = (config.hidden_size as f64, config.intermediate_size as f64, config.vocab_size as f64, config.num_hidden_layers as f64);
     let t = (residues + 2) as f64;
     let tokens = batch as f64 * t;
     let per_layer = tokens * 2.0 * (4.0 * d * d + 2.0 * d * f) + batch as f64 * 2.0 * 2.0 * t * t * d;

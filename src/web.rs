@@ -77,6 +77,27 @@ impl Plmscope {
         out(self.session.load_model(&NamedFile::views(&files), &name))
     }
 
+    /// Starts a model load from the first bytes of each file (`names[i]`, `heads[i]`: up to
+    /// 1 MiB, a config whole): the index of the file to give whole, in order, to
+    /// `modelStreamPush`, or undefined for a format read whole (then `loadModel`).
+    #[wasm_bindgen(js_name = modelStreamStart)]
+    pub fn model_stream_start(&mut self, names: Vec<String>, heads: js_sys::Array, name: String) -> Result<Option<usize>, JsError> {
+        let heads = named(&names, &heads)?;
+        self.session.model_stream_start(&NamedFile::views(&heads), &name).map_err(js_err)
+    }
+
+    /// The next bytes of the streamed weights: `{received, total}` (total once the header is in).
+    #[wasm_bindgen(js_name = modelStreamPush)]
+    pub fn model_stream_push(&mut self, chunk: &[u8]) -> Result<JsValue, JsError> {
+        out(self.session.model_stream_push(chunk))
+    }
+
+    /// The streamed model, installed.
+    #[wasm_bindgen(js_name = modelStreamFinish)]
+    pub fn model_stream_finish(&mut self) -> Result<JsValue, JsError> {
+        out(self.session.model_stream_finish())
+    }
+
     /// esm2_t6_8M with the offline demo's random weights.
     #[wasm_bindgen(js_name = loadRandomModel)]
     pub fn load_random_model(&mut self) -> Result<JsValue, JsError> {

@@ -40,6 +40,24 @@ fn tiny_hub_safetensors_matches_transformers() {
     assert_within("tiny hub batch", &pollster::block_on(compare(&model, &device(), &fx, &BATCH)));
 }
 
+/// The real sizes' widths, each streamed as a hub `model.safetensors` in 1 MiB chunks.
+#[test]
+fn every_real_width_streamed_from_hub_safetensors_matches_transformers() {
+    for (d, config, outputs) in WIDTHS {
+        let bytes = random_hub_safetensors(config, WIDTHS_SEED);
+        let mut stream = weights::esm::HubStream::new(config, &device()).unwrap();
+        for chunk in bytes.chunks(1 << 20) {
+            stream.push(chunk).unwrap();
+        }
+        let (_, model) = stream.finish().unwrap();
+        let fx = Fixture::read(outputs);
+        for name in FEW {
+            assert_within(&format!("width {d} alone"), &pollster::block_on(compare(&model, &device(), &fx, &[name])));
+        }
+        assert_within(&format!("width {d} batch"), &pollster::block_on(compare(&model, &device(), &fx, &FEW)));
+    }
+}
+
 #[test]
 fn tiny_fair_esm_pt_matches_transformers() {
     let fx = Fixture::read(TINY_OUTPUTS);
@@ -148,7 +166,11 @@ fn larger_sizes_build_from_config_alone() {
             "{name}"
         );
         assert_eq!(model.n_layers(), config.num_hidden_layers, "{name}");
+        // The sizes plmscope knows by name are the hub's configs.
+        let size = name.split('_').nth(2).unwrap();
+        assert_eq!(EsmConfig::esm2(size).as_ref(), Some(&config), "{name}");
     }
+    assert_eq!(EsmConfig::esm2("8M"), Some(EsmConfig::from_json(T6_CONFIG).unwrap()));
 }
 
 #[test]

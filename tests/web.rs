@@ -38,6 +38,13 @@ async fn check_all(label: &str, device: Device) {
         assert_within(&format!("{label} tiny .pt"), &compare(&pt, &device, &fx, &[name]).await);
     }
     assert_within(&format!("{label} tiny batch"), &compare(&hub, &device, &fx, &BATCH).await);
+
+    // The real sizes' widths (2 layers each): 35M's, 150M's and 650M's blocks.
+    for (d, config, outputs) in WIDTHS {
+        let model = EsmModel::load(&Vars::random(WIDTHS_SEED, &device), &EsmConfig::from_json(config).unwrap()).unwrap();
+        let fx = Fixture::read(outputs);
+        assert_within(&format!("{label} width {d} batch"), &compare(&model, &device, &fx, &FEW).await);
+    }
 }
 
 #[wasm_bindgen_test]

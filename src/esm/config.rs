@@ -92,6 +92,21 @@ impl EsmConfig {
         }
     }
 
+    /// The hub's config of an ESM-2 size by its parameter count ("8M", "35M", "150M", "650M",
+    /// "3B", "15B"): `facebook/esm2_t{layers}_{size}_UR50D`. They differ only in these four counts.
+    pub fn esm2(size: &str) -> Option<Self> {
+        let (hidden_size, num_hidden_layers, num_attention_heads, intermediate_size) = match size {
+            "8M" => (320, 6, 20, 1280),
+            "35M" => (480, 12, 20, 1920),
+            "150M" => (640, 30, 20, 2560),
+            "650M" => (1280, 33, 20, 5120),
+            "3B" => (2560, 36, 40, 10240),
+            "15B" => (5120, 48, 40, 20480),
+            _ => return None,
+        };
+        Some(Self { hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, ..Self::esm2_t6_8m() })
+    }
+
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }

@@ -39,6 +39,8 @@ pub const TOP_FEATURES: usize = 64;
 pub enum SessionError {
     #[error("no model is loaded")]
     NoModel,
+    #[error("no model is being streamed in: start one first")]
+    NoStream,
     #[error("run a sequence first")]
     NoSequence,
     #[error("no SAE is loaded for layer {0}")]
@@ -75,6 +77,11 @@ pub enum SessionError {
     Device(#[from] DeviceError),
     #[error(transparent)]
     Atlas(#[from] AtlasError),
+}
+
+/// plmscope's own random checkpoints say so in their config.json.
+fn marked_random(config_json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(config_json).is_ok_and(|v| v.get("plmscope_random_weights_seed").is_some())
 }
 
 /// The SHA-256 of the files the detector chose, in its order (config before weights).
@@ -179,10 +186,28 @@ struct Cached {
     encoded: Option<(usize, SparseEncoded)>,
 }
 
+/// A hub model whose `model.safetensors` is arriving ([`Session::model_stream_start`]).
+struct Streaming {
+    stream: weights::esm::HubStream,
+    name: String,
+    /// Of the config, then of every chunk: the SHA-256 a whole load gives.
+    sha256: sha2::Sha256,
+    random_checkpoint: bool,
+    received: usize,
+}
+
+/// How far a streamed model has come: `total` once the weights' header is in.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamProgress {
+    pub received: usize,
+    pub total: Option<usize>,
+}
+
 /// A model on a device, its SAEs, the shown sequence and the jobs running on them.
 pub struct Session {
     device: Device,
     model: Option<Loaded>,
+    streaming: Option<Streaming>,
     saes: SaeSet,
     cache: Option<Cached>,
     labels: Vec<Annotated>,
@@ -194,7 +219,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(device: Device) -> Self {
-        Session { device, model: None, saes: SaeSet::default(), cache: None, labels: Vec::new(), probe: None, sae_infos: Vec::new(), jobs: jobs::Jobs::default() }
+        Session { device, model: None, streaming: None, saes: SaeSet::default(), cache: None, labels: Vec::new(), probe: None, sae_infos: Vec::new(), jobs: jobs::Jobs::default() }
     }
 
     fn loaded(&self) -> Result<&Loaded> {
@@ -243,10 +268,8 @@ impl Session {
         let (config, model, random_checkpoint) = match detected {
             ModelFiles::Hub { config, weights } => {
                 let text = detect::text(&files[config])?;
-                // plmscope's own random checkpoints say so in their config.json.
-                let marked = serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.get("plmscope_random_weights_seed").is_some());
                 let (c, m) = weights::esm::from_hub(text, files[weights].bytes, &self.device)?;
-                (c, m, marked)
+                (c, m, marked_random(text))
             }
             ModelFiles::FairEsm { pt } => {
                 let (c, m) = weights::esm::from_fair_esm(files[pt].bytes, files[pt].name, &self.device)?;
@@ -254,6 +277,45 @@ impl Session {
             }
         };
         Ok(self.install_model(config, model, name.to_string(), false, random_checkpoint, sha256))
+    }
+
+    /// Starts a model load from the files' starts ([`detect::PREFIX`] bytes each; a config whole):
+    /// for a hub folder, returns the index of the weights file, whose bytes the caller then gives
+    /// in order to [`Session::model_stream_push`] and ends with [`Session::model_stream_finish`].
+    /// `None` for a format read whole: the caller gives [`Session::load_model`] the whole files.
+    /// The model loaded before stays until the new one is in.
+    pub fn model_stream_start(&mut self, files: &[NamedFile<'_>], name: &str) -> Result<Option<usize>> {
+        use sha2::Digest;
+        self.streaming = None;
+        let ModelFiles::Hub { config, weights } = detect::model_files(files)? else { return Ok(None) };
+        let text = detect::text(&files[config])?;
+        let stream = weights::esm::HubStream::new(text, &self.device)?;
+        let sha256 = sha2::Sha256::new_with_prefix(files[config].bytes);
+        self.streaming = Some(Streaming { stream, name: name.to_string(), sha256, random_checkpoint: marked_random(text), received: 0 });
+        Ok(Some(weights))
+    }
+
+    /// The next bytes of the streamed weights; an error ends the load.
+    pub fn model_stream_push(&mut self, chunk: &[u8]) -> Result<StreamProgress> {
+        use sha2::Digest;
+        let s = self.streaming.as_mut().ok_or(SessionError::NoStream)?;
+        s.sha256.update(chunk);
+        s.received += chunk.len();
+        if let Err(e) = s.stream.push(chunk) {
+            self.streaming = None;
+            return Err(e.into());
+        }
+        Ok(StreamProgress { received: s.received, total: s.stream.expected_len() })
+    }
+
+    /// The streamed model, built once every tensor is in, replacing the model and everything
+    /// made with it.
+    pub fn model_stream_finish(&mut self) -> Result<ModelInfo> {
+        use sha2::Digest;
+        let s = self.streaming.take().ok_or(SessionError::NoStream)?;
+        let (config, model) = s.stream.finish()?;
+        let sha256 = s.sha256.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(self.install_model(config, model, s.name, false, s.random_checkpoint, sha256))
     }
 
     /// The offline demo: esm2_t6_8M with the deterministic random weights of [`DEMO_SEED`].

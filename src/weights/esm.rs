@@ -4,15 +4,58 @@
 use burn::prelude::*;
 
 use super::pickle::{self, Value};
-use super::{rename, safetensors, LoadError, Vars};
+use super::stream::SafetensorsStream;
+use super::{rename, DeviceStore, LoadError, Vars};
 use crate::esm::{EsmConfig, EsmModel};
 
 /// A hub model: `config.json` text and `model.safetensors` bytes (hub or transformers-5 names).
 pub fn from_hub(config_json: &str, model_safetensors: &[u8], device: &Device) -> Result<(EsmConfig, EsmModel), LoadError> {
-    let config = EsmConfig::from_json(config_json)?;
-    let tensors = rename::from_transformers(safetensors::read(model_safetensors, "model.safetensors")?);
-    let model = EsmModel::load(&Vars::from_map(tensors, "model.safetensors", device), &config)?;
-    Ok((config, model))
+    let mut stream = HubStream::new(config_json, device)?;
+    stream.push(model_safetensors)?;
+    stream.finish()
+}
+
+/// A hub model whose `model.safetensors` arrives in chunks: each tensor goes to the device as
+/// soon as its bytes are in, so the host never holds more than the tensor being filled.
+pub struct HubStream {
+    config: EsmConfig,
+    stream: SafetensorsStream,
+    store: DeviceStore,
+}
+
+impl HubStream {
+    pub fn new(config_json: &str, device: &Device) -> Result<Self, LoadError> {
+        Ok(Self { config: EsmConfig::from_json(config_json)?, stream: SafetensorsStream::new("model.safetensors"), store: DeviceStore::new(device) })
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), LoadError> {
+        let store = &mut self.store;
+        self.stream.push(chunk, &mut |name, t| match rename::transformers_name(&name) {
+            Some(hub) => {
+                let linear = is_linear_weight(&hub, &t.shape);
+                store.insert(hub, t, linear)
+            }
+            None => Ok(()),
+        })
+    }
+
+    /// The file's length, once its header is in.
+    pub fn expected_len(&self) -> Option<usize> {
+        self.stream.expected_len()
+    }
+
+    pub fn finish(self) -> Result<(EsmConfig, EsmModel), LoadError> {
+        self.stream.finish()?;
+        let model = EsmModel::load(&self.store.into_vars("model.safetensors"), &self.config)?;
+        Ok((self.config, model))
+    }
+}
+
+/// Whether ESM-2 reads hub tensor `name` as a torch `nn.Linear` weight ([`Vars::linear`]): every
+/// matrix but the token embeddings. `Vars` refuses to build a module from a tensor stored in the
+/// other layout, so this rule cannot drift from the modules unnoticed.
+fn is_linear_weight(name: &str, shape: &[usize]) -> bool {
+    shape.len() == 2 && name.ends_with(".weight") && !name.ends_with("word_embeddings.weight")
 }
 
 /// A fair-esm ESM-2 checkpoint (`{"model": state_dict, "cfg": {"model": Namespace}}`); the

@@ -4,7 +4,7 @@ use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
 
 use super::{Dtype, LoadError, RawTensor, TensorMap};
 
-fn dtype_of(d: StDtype) -> Option<Dtype> {
+pub(crate) fn dtype_of(d: StDtype) -> Option<Dtype> {
     Some(match d {
         StDtype::F64 => Dtype::F64,
         StDtype::F32 => Dtype::F32,
@@ -31,10 +31,7 @@ pub fn read(bytes: &[u8], source_name: &str) -> Result<TensorMap, LoadError> {
     for (name, view) in st.tensors() {
         let shape = view.shape().to_vec();
         let t = match dtype_of(view.dtype()) {
-            Some(dtype) => {
-                let strides = contiguous_strides(&shape);
-                RawTensor { data: dtype.gather(view.data(), 0, &shape, &strides), shape, dtype: dtype.name().into() }
-            }
+            Some(dtype) => RawTensor { data: dtype.dense(view.data()), shape, dtype: dtype.name().into() },
             None => RawTensor { shape, data: Vec::new(), dtype: format!("{:?}", view.dtype()) },
         };
         map.insert(name, t);

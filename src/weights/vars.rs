@@ -1,4 +1,5 @@
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use burn::module::Param;
@@ -15,6 +16,68 @@ enum Source {
     Zeros,
     /// The deterministic random checkpoint of [`super::random`], recorded as it is drawn.
     Random { seed: u64, drawn: RefCell<TensorMap> },
+    /// Tensors already on the device, put there one by one as a streamed file delivered them.
+    Device { tensors: HashMap<String, OnDevice>, name: String },
+}
+
+/// A tensor on the device, flat, in the layout burn's module wants it.
+struct OnDevice {
+    /// The shape in the file.
+    shape: Vec<usize>,
+    /// Stored as its transpose (a torch `nn.Linear` weight, which burn keeps as `[in, out]`).
+    transposed: bool,
+    flat: Result<Tensor<1>, String>,
+}
+
+/// Where a streamed loader puts each tensor as soon as it has arrived, so that the host holds
+/// one tensor at a time. Its checks are those [`Vars`] makes of a file's tensors.
+pub struct DeviceStore {
+    tensors: HashMap<String, OnDevice>,
+    device: Device,
+}
+
+impl DeviceStore {
+    pub fn new(device: &Device) -> Self {
+        Self { tensors: HashMap::new(), device: device.clone() }
+    }
+
+    /// Moves `t` to the device under `name`; `transposed` stores a `[rows, cols]` matrix as
+    /// `[cols, rows]`, for [`Vars::tensor_transposed`]. A tensor that is not floating point is kept
+    /// as its dtype, to be refused if a module asks for it.
+    pub fn insert(&mut self, name: String, t: RawTensor, transposed: bool) -> Result<(), LoadError> {
+        let flat = if t.is_float() {
+            check_finite(&name, &t)?;
+            let data = match (transposed, t.shape.as_slice()) {
+                (true, &[rows, cols]) => transpose(&t.data, rows, cols),
+                _ => t.data,
+            };
+            let n = data.len();
+            Ok(Tensor::from_data(TensorData::new(data, [n]), &self.device))
+        } else {
+            Err(t.dtype)
+        };
+        self.tensors.insert(name, OnDevice { shape: t.shape, transposed, flat });
+        Ok(())
+    }
+
+    pub fn into_vars(self, source_name: &str) -> Vars {
+        Vars::new(Source::Device { tensors: self.tensors, name: source_name.to_string() }, &self.device)
+    }
+}
+
+/// `[rows, cols]` row-major → `[cols, rows]` row-major.
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols * rows).map(|i| data[(i % rows) * cols + i / rows]).collect()
+}
+
+/// A NaN or an infinity in a weight poisons every result downstream without a word.
+fn check_finite(name: &str, t: &RawTensor) -> Result<(), LoadError> {
+    let nan = t.data.iter().filter(|v| v.is_nan()).count();
+    let inf = t.data.iter().filter(|v| v.is_infinite()).count();
+    if nan + inf > 0 {
+        return Err(LoadError::NonFinite { name: name.to_string(), nan, inf, total: t.data.len() });
+    }
+    Ok(())
 }
 
 /// A prefix-walking view of a set of weights, in hub naming (`vars.pp("attention").linear(...)`).
@@ -82,6 +145,7 @@ impl Vars {
                 drawn.borrow_mut().insert(full.clone(), t.clone());
                 t
             }
+            Source::Device { .. } => unreachable!("tensors on the device are taken by `on_device`"),
         };
         if !t.is_float() {
             return Err(LoadError::Dtype { name: full, dtype: t.dtype });
@@ -89,16 +153,31 @@ impl Vars {
         if t.shape != shape {
             return Err(LoadError::Shape { name: full, expected: shape.to_vec(), found: t.shape });
         }
-        // A NaN or an infinity in a weight poisons every result downstream without a word.
-        let nan = t.data.iter().filter(|v| v.is_nan()).count();
-        let inf = t.data.iter().filter(|v| v.is_infinite()).count();
-        if nan + inf > 0 {
-            return Err(LoadError::NonFinite { name: full, nan, inf, total: t.data.len() });
-        }
+        check_finite(&full, &t)?;
         Ok(t)
     }
 
+    /// The flat device tensor `name` of a streamed store, checked against `shape` and against
+    /// the layout it was stored in; `None` for the other sources.
+    fn on_device(&self, name: &str, shape: &[usize], transposed: bool) -> Option<Result<Tensor<1>, LoadError>> {
+        let Source::Device { tensors, name: src } = &*self.source else { return None };
+        let full = self.full(name);
+        Some((|| {
+            let t = tensors.get(&full).ok_or_else(|| LoadError::Missing { name: full.clone(), source_name: src.clone() })?;
+            let flat = t.flat.clone().map_err(|dtype| LoadError::Dtype { name: full.clone(), dtype })?;
+            if t.shape != shape {
+                return Err(LoadError::Shape { name: full.clone(), expected: shape.to_vec(), found: t.shape.clone() });
+            }
+            // The streamed loader's layout rule and the module disagree: a bug, never a file's fault.
+            assert_eq!(t.transposed, transposed, "`{full}` was streamed in the wrong layout");
+            Ok(flat)
+        })())
+    }
+
     pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
+        if let Some(flat) = self.on_device(name, &shape, false) {
+            return Ok(flat?.reshape(shape));
+        }
         let t = self.raw(name, &shape)?;
         Ok(Tensor::from_data(TensorData::new(t.data, shape), &self.device))
     }
@@ -106,9 +185,11 @@ impl Vars {
     /// A `[rows, cols]` matrix stored as its transpose, `[cols, rows]`, laid out contiguously:
     /// a transposed view would be copied out again by every matmul that reads it.
     pub fn tensor_transposed(&self, name: &str, [rows, cols]: [usize; 2]) -> Result<Tensor<2>, LoadError> {
+        if let Some(flat) = self.on_device(name, &[rows, cols], true) {
+            return Ok(flat?.reshape([cols, rows]));
+        }
         let t = self.raw(name, &[rows, cols])?;
-        let transposed: Vec<f32> = (0..cols * rows).map(|i| t.data[(i % rows) * cols + i / rows]).collect();
-        Ok(Tensor::from_data(TensorData::new(transposed, [cols, rows]), &self.device))
+        Ok(Tensor::from_data(TensorData::new(transpose(&t.data, rows, cols), [cols, rows]), &self.device))
     }
 
     /// A torch `nn.Linear` (`weight [out, in]`, `bias [out]`) as burn's `Linear` (`weight [in, out]`).

@@ -40,6 +40,27 @@ pub const T6_CONFIG: &str = include_str!("../reference/fixtures/t6_8m/config.jso
 pub const T6_OUTPUTS: &[u8] = include_bytes!("../reference/fixtures/t6_8m/outputs.safetensors");
 
 /// The names of the sequences each outputs file holds (the padded batch is the first three).
+/// 2-layer models at the widths and head counts of esm2_t12_35M, esm2_t30_150M and esm2_t33_650M
+/// (`widths` in generate_esm.py): their config.json and transformers' outputs for [`FEW`].
+pub const WIDTHS: [(usize, &str, &[u8]); 3] = [
+    (480, include_str!("../reference/fixtures/widths/480/config.json"), include_bytes!("../reference/fixtures/widths/480/outputs.safetensors")),
+    (640, include_str!("../reference/fixtures/widths/640/config.json"), include_bytes!("../reference/fixtures/widths/640/outputs.safetensors")),
+    (1280, include_str!("../reference/fixtures/widths/1280/config.json"), include_bytes!("../reference/fixtures/widths/1280/outputs.safetensors")),
+];
+/// The seed of the [`WIDTHS`] models' random weights.
+pub const WIDTHS_SEED: u64 = plmscope::weights::random::SEED + 2;
+pub const FEW: [&str; 2] = ["short", "medium"];
+
+/// The random checkpoint with `seed` of the model `config_json` describes, as a hub
+/// `model.safetensors`.
+pub fn random_hub_safetensors(config_json: &str, seed: u64) -> Vec<u8> {
+    let config = plmscope::esm::EsmConfig::from_json(config_json).unwrap();
+    let vars = plmscope::weights::Vars::random(seed, &Device::flex());
+    EsmModel::load(&vars, &config).unwrap();
+    let out = vars.drawn().into_iter().map(|(n, t)| (n, safetensors::OutTensor::F32 { shape: t.shape, data: t.data })).collect();
+    safetensors::write(out).unwrap()
+}
+
 pub const ALONE: [&str; 4] = ["short", "masked", "medium", "long"];
 pub const BATCH: [&str; 3] = ["short", "masked", "medium"];
 

@@ -19,6 +19,10 @@ What it writes under tests/reference/fixtures/:
   as a hub `model.safetensors` and as a fair-esm `.pt` (`{"model": state_dict, "cfg": {"model":
   argparse.Namespace}}`, fair-esm names), with every output at every position.
 * The sequences themselves are in each outputs file's metadata.
+* `widths/{480,640,1280}/`: 2-layer models at the widths (and head counts) of esm2_t12_35M,
+  esm2_t30_150M and esm2_t33_650M, random weights as for t6_8m (seed SEED + 2), their outputs for
+  "short" (every position) and "medium" (every 10th position and the last two). `--only-widths`
+  writes these alone.
 * `sizes.json`: transformers' parameter counts for the 35M/150M/650M configs, which plmscope must
   build from `config.json` alone.
 
@@ -269,11 +273,31 @@ def fair_esm_state_dict(hub):
     return out
 
 
+WIDTHS = {480: (20, 1920), 640: (20, 2560), 1280: (20, 5120)}
+
+
+def widths(tok, seqs):
+    """The real sizes' widths at 2 layers: what the full models compute per block, kept small."""
+    few = {k: seqs[k] for k in ("short", "medium")}
+    for d, (heads, ffn) in WIDTHS.items():
+        cfg = hub_config(d, 2, heads, ffn)
+        out = os.path.join(OUT, "widths", str(d))
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "config.json"), "w") as fh:
+            json.dump(cfg, fh, indent=2)
+        model = load_model(cfg, random_checkpoint(cfg, seed=SEED + 2))
+        print(f"width {d}")
+        save_file(record(model, tok, few, stride_for={"medium"}), os.path.join(out, "outputs.safetensors"), metadata=few)
+
+
 def main():
     torch.manual_seed(0)
     torch.set_num_threads(2)
     tok = tokenizer()
     seqs = sequences()
+    widths(tok, seqs)
+    if "--only-widths" in sys.argv:
+        return
 
     # Full size: esm2_t6_8M_UR50D.
     cfg = hub_config(320, 6, 20, 1280)

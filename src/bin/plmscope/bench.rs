@@ -37,6 +37,9 @@ pub struct CasesArgs {
     /// peers.py's logits of 1×100 (logits_1x100.safetensors): prints the largest difference.
     #[arg(long)]
     reference: Option<PathBuf>,
+    /// The ESM-2 size, with random weights: 8M, 35M, 150M or 650M.
+    #[arg(long, default_value = "8M")]
+    size: String,
     /// Times nothing by itself: answers one request per stdin line, so that peers.py can make
     /// plmscope and its peers take turns run by run. `{"case": "sae", "shape": "1x300"}`
     /// prepares (answer `{"gflop": …}`); `{"run": true}` runs it once (answer `{"ms": …}`).
@@ -89,7 +92,7 @@ pub fn intervention(a: InterventionArgs) -> Result<(), Error> {
 }
 
 pub fn cases(a: CasesArgs) -> Result<(), Error> {
-    bench_cases(&a.cases, &a.shapes, a.reference.as_deref(), a.serve, &crate::io::device())
+    bench_cases(&a.cases, &a.shapes, &plmscope::bench::config(&a.size)?, a.reference.as_deref(), a.serve, &crate::io::device())
 }
 
 pub fn memory(a: MemoryArgs) -> Result<(), Error> {
@@ -270,9 +273,9 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
     Ok(())
 }
 
-fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Option<&Path>, serve: bool, device: &Device) -> Result<(), Error> {
+fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], config: &EsmConfig, reference: Option<&Path>, serve: bool, device: &Device) -> Result<(), Error> {
     use plmscope::bench::{self, Case};
-    let (model, sae) = bench::model_and_sae(device)?;
+    let (model, sae) = bench::model_and_sae(device, config)?;
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     if let Some(path) = reference {
         let want = safetensors::read(&read(path)?, &path.display().to_string())?.remove("logits").ok_or("no `logits` in the reference")?;
@@ -281,7 +284,7 @@ fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Op
         println!("{}", serde_json::json!({ "check": "logits 1x100 against transformers", "max_abs_diff": worst, "n": want.data.len() }));
     }
     if serve {
-        return serve_cases(&model, &sae);
+        return serve_cases(&model, &sae, config);
     }
     for &case in cases {
         let shapes: Vec<(usize, usize)> = if case == Case::Matmul {
@@ -299,7 +302,7 @@ fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Op
                 pollster::block_on(bench::run(&model, &sae, &prepared)).expect("the CPU backend reads back");
             });
             let name = format!("{case:?}").to_lowercase();
-            println!("{}", serde_json::json!({ "engine": "plmscope", "threads": threads, "case": name, "shape": format!("{b}x{r}"), "ms": (ms * 100.0).round() / 100.0, "gflop": bench::flop(case, b, r) / 1e9 }));
+            println!("{}", serde_json::json!({ "engine": "plmscope", "threads": threads, "case": name, "shape": format!("{b}x{r}"), "ms": (ms * 100.0).round() / 100.0, "gflop": bench::flop(config, case, b, r) / 1e9 }));
         }
     }
     Ok(())
@@ -307,7 +310,7 @@ fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], reference: Op
 
 /// `bench-cases --serve`: one case prepared at a time, run once per request, timed here (the pipe
 /// is outside the clock).
-fn serve_cases(model: &EsmModel, sae: &Sae) -> Result<(), Error> {
+fn serve_cases(model: &EsmModel, sae: &Sae, config: &EsmConfig) -> Result<(), Error> {
     use plmscope::bench::{self, Case};
     let mut prepared = None;
     for (n, line) in std::io::stdin().lines().enumerate() {
@@ -317,7 +320,7 @@ fn serve_cases(model: &EsmModel, sae: &Sae) -> Result<(), Error> {
             let case: Case = case.parse()?;
             let (b, r) = parse_shape(request["shape"].as_str().ok_or_else(|| format!("request {}: a case without a shape: {line}", n + 1))?)?;
             prepared = Some(bench::prepare(model, sae, case, b, r)?);
-            serde_json::json!({ "gflop": bench::flop(case, b, r) / 1e9 })
+            serde_json::json!({ "gflop": bench::flop(config, case, b, r) / 1e9 })
         } else if request["run"] == true {
             let case = prepared.as_ref().ok_or_else(|| format!("request {}: a run before any case was prepared", n + 1))?;
             let start = std::time::Instant::now();
@@ -333,7 +336,7 @@ fn serve_cases(model: &EsmModel, sae: &Sae) -> Result<(), Error> {
 
 fn bench_memory(residues: usize, device: &Device) -> Result<(), Error> {
     use plmscope::bench;
-    let model = bench::model(device)?;
+    let model = bench::model(device, &EsmConfig::esm2_t6_8m())?;
     let saes = bench::saes_at_every_layer(&model, device)?;
     // The loaders' buffers are freed by now, but this binary keeps freed memory (keep_freed_memory):
     // hand it back so that the figure is what the weights hold.

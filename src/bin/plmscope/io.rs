@@ -59,13 +59,29 @@ fn prefix(path: &Path) -> Result<Vec<u8>, Error> {
     Ok(head)
 }
 
-/// The files of `path` that the detector picks (by `pick` over their starts), read whole.
-fn chosen(path: &Path, pick: impl Fn(&[NamedFile<'_>]) -> Result<Vec<usize>, plmscope::weights::LoadError>) -> Result<Vec<(String, Vec<u8>)>, Error> {
-    let paths = paths(path)?;
-    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let heads = paths.iter().map(|p| prefix(p)).collect::<Result<Vec<_>, _>>()?;
-    let files: Vec<NamedFile<'_>> = names.iter().zip(&heads).map(|(name, bytes)| NamedFile { name, bytes }).collect();
-    pick(&files)?.into_iter().map(|i| Ok((names[i].clone(), read(&paths[i])?))).collect()
+/// The files of `path` with their starts, as the detector takes them.
+struct Heads {
+    paths: Vec<PathBuf>,
+    names: Vec<String>,
+    heads: Vec<Vec<u8>>,
+}
+
+impl Heads {
+    fn of(path: &Path) -> Result<Self, Error> {
+        let paths = paths(path)?;
+        let names = paths.iter().map(|p| p.display().to_string()).collect();
+        let heads = paths.iter().map(|p| prefix(p)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { paths, names, heads })
+    }
+
+    fn files(&self) -> Vec<NamedFile<'_>> {
+        self.names.iter().zip(&self.heads).map(|(name, bytes)| NamedFile { name, bytes }).collect()
+    }
+
+    /// Files `chosen`, read whole.
+    fn read(&self, chosen: Vec<usize>) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        chosen.into_iter().map(|i| Ok((self.names[i].clone(), read(&self.paths[i])?))).collect()
+    }
 }
 
 thread_local! {
@@ -83,17 +99,37 @@ pub fn device() -> Device {
     DEVICE.with(|d| d.get_or_init(Device::flex).clone())
 }
 
-/// A session on the chosen device with the model at `path` (a hub folder or a fair-esm `.pt`).
+/// A session on the chosen device with the model at `path`: a hub folder, whose weights are
+/// streamed from the disk a chunk at a time as the page streams its downloads, or a fair-esm `.pt`.
 pub fn open(model: &Path) -> Result<Session, Error> {
+    use std::io::Read;
     let mut session = Session::new(device());
-    let files = chosen(model, |f| Ok(detect::model_files(f)?.indices()))?;
-    session.load_model(&NamedFile::views(&files), &model.display().to_string())?;
+    let heads = Heads::of(model)?;
+    let name = model.display().to_string();
+    let Some(weights) = session.model_stream_start(&heads.files(), &name)? else {
+        let files = heads.read(detect::model_files(&heads.files())?.indices())?;
+        session.load_model(&NamedFile::views(&files), &name)?;
+        return Ok(session);
+    };
+    let path = &heads.paths[weights];
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let mut chunk = vec![0u8; 8 << 20];
+    loop {
+        let n = file.read(&mut chunk).map_err(cannot)?;
+        if n == 0 {
+            break;
+        }
+        session.model_stream_push(&chunk[..n])?;
+    }
+    session.model_stream_finish()?;
     Ok(session)
 }
 
 /// Installs the SAE at `path` (a file, or a SAELens folder) at `layer`.
 pub fn add_sae(session: &mut Session, layer: usize, path: &Path, k: Option<usize>) -> Result<(), Error> {
-    let files = chosen(path, |f| Ok(detect::sae_files(f)?.indices()))?;
+    let heads = Heads::of(path)?;
+    let files = heads.read(detect::sae_files(&heads.files())?.indices())?;
     session.load_sae(layer, &NamedFile::views(&files), k, &path.display().to_string())?;
     Ok(())
 }
