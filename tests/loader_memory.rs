@@ -115,23 +115,15 @@ fn no_loader_holds_more_than_its_bound() {
 /// process), the loader holds the tensor being filled, its f32 copy and its transpose, plus a
 /// chunk. Read whole, the same file costs its bytes again on top.
 fn streamed_model(device: &Device, rows: &mut Vec<String>) -> Result<(), String> {
-    use plmscope::esm::{EsmConfig, EsmModel};
-    use plmscope::weights::{safetensors::OutTensor, Vars};
-    let mut config = EsmConfig::esm2_t6_8m();
-    (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size) = (1280, 2, 20, 5120);
+    let mut config = plmscope::esm::EsmConfig::esm2("650M").unwrap();
+    config.num_hidden_layers = 2;
     let config_json = serde_json::to_string(&config).unwrap();
     let dir = std::env::temp_dir().join(format!("plmscope-stream-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("model.safetensors");
-    let largest = {
-        let vars = Vars::random(7, &Device::flex());
-        EsmModel::load(&vars, &config).unwrap();
-        let drawn = vars.drawn();
-        let largest = drawn.values().map(|t| t.data.len() * 4).max().unwrap();
-        let out = drawn.into_iter().map(|(n, t)| (n, OutTensor::F32 { shape: t.shape, data: t.data })).collect();
-        std::fs::write(&path, safetensors::write(out).unwrap()).unwrap();
-        largest
-    };
+    std::fs::write(&path, common::random_hub_safetensors(&config_json, 7)).unwrap();
+    // intermediate.dense.weight and output.dense.weight, [5120, 1280] f32.
+    let largest = config.intermediate_size * config.hidden_size * 4;
     let len = std::fs::metadata(&path).unwrap().len() as usize;
     let chunk = 8 << 20;
     let peak = peak_of(|| {

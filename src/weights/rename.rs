@@ -45,7 +45,6 @@ pub fn transformers_name(name: &str) -> Option<String> {
     (!ignored(name)).then(|| apply(name, TRANSFORMERS))
 }
 
-
 /// A fair-esm ESM-2 state dict → hub names.
 pub fn from_fair_esm(tensors: TensorMap) -> TensorMap {
     tensors

@@ -4,7 +4,7 @@ use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
 
 use super::{Dtype, LoadError, RawTensor, TensorMap};
 
-pub(crate) fn dtype_of(d: StDtype) -> Option<Dtype> {
+fn dtype_of(d: StDtype) -> Option<Dtype> {
     Some(match d {
         StDtype::F64 => Dtype::F64,
         StDtype::F32 => Dtype::F32,
@@ -20,6 +20,15 @@ pub(crate) fn dtype_of(d: StDtype) -> Option<Dtype> {
     })
 }
 
+/// A tensor's bytes as f32; one of a dtype plmscope does not read keeps only its name, for the
+/// error if a model asks for it.
+pub(crate) fn raw_tensor(dtype: StDtype, shape: Vec<usize>, data: &[u8]) -> RawTensor {
+    match dtype_of(dtype) {
+        Some(d) => RawTensor { data: d.dense(data), shape, dtype: d.name().into() },
+        None => RawTensor { shape, data: Vec::new(), dtype: format!("{dtype:?}") },
+    }
+}
+
 /// Reads every tensor of a safetensors file. `source_name` names the file in errors.
 pub fn read(bytes: &[u8], source_name: &str) -> Result<TensorMap, LoadError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| LoadError::Format {
@@ -29,12 +38,7 @@ pub fn read(bytes: &[u8], source_name: &str) -> Result<TensorMap, LoadError> {
     })?;
     let mut map = TensorMap::new();
     for (name, view) in st.tensors() {
-        let shape = view.shape().to_vec();
-        let t = match dtype_of(view.dtype()) {
-            Some(dtype) => RawTensor { data: dtype.dense(view.data()), shape, dtype: dtype.name().into() },
-            None => RawTensor { shape, data: Vec::new(), dtype: format!("{:?}", view.dtype()) },
-        };
-        map.insert(name, t);
+        map.insert(name, raw_tensor(view.dtype(), view.shape().to_vec(), view.data()));
     }
     Ok(map)
 }

@@ -7,7 +7,7 @@
 
 use safetensors::tensor::{Metadata, TensorInfo};
 
-use super::{safetensors::dtype_of, LoadError, RawTensor};
+use super::{safetensors::raw_tensor, LoadError, RawTensor};
 
 /// safetensors' own limit on the JSON header.
 const MAX_HEADER: usize = 100_000_000;
@@ -86,7 +86,14 @@ impl SafetensorsStream {
                     (name, info)
                 })
                 .collect();
-            self.header = Some(Header { data_start: 8 + n, tensors, next: 0 });
+            let header = Header { data_start: 8 + n, tensors, next: 0 };
+            // Offsets are checked as contiguous, so the last end bounds every other: in a 32-bit
+            // build a hostile header could otherwise name bytes past the address space.
+            let last = header.tensors.last().map_or(0, |(_, t)| t.data_offsets.1);
+            if header.data_start.checked_add(last).is_none() {
+                return Err(self.bad(format!("its tensors end {last} bytes past its header, more than this build can address")));
+            }
+            self.header = Some(header);
             self.offset = 8 + n;
         }
         let header = self.header.as_mut().expect("the header was read");
@@ -100,11 +107,7 @@ impl SafetensorsStream {
                 break;
             }
             let data = &bytes[start - base..end - base];
-            let shape = info.shape.clone();
-            let t = match dtype_of(info.dtype) {
-                Some(dtype) => RawTensor { data: dtype.dense(data), shape, dtype: dtype.name().into() },
-                None => RawTensor { shape, data: Vec::new(), dtype: format!("{:?}", info.dtype) },
-            };
+            let t = raw_tensor(info.dtype, info.shape.clone(), data);
             header.next += 1;
             self.offset = end;
             emit(name.clone(), t)?;

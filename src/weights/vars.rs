@@ -132,7 +132,7 @@ impl Vars {
     }
 
     /// The raw values of `name`, checked against `shape`.
-    pub fn raw(&self, name: &str, shape: &[usize]) -> Result<RawTensor, LoadError> {
+    fn raw(&self, name: &str, shape: &[usize]) -> Result<RawTensor, LoadError> {
         let full = self.full(name);
         let t = match &*self.source {
             Source::Map { tensors, name: src } => tensors
