@@ -13,8 +13,8 @@ import { createAtlas } from './views/atlas.js';
 import { accessionOf, createStructure, fetchAlphaFold, fetchEsmFold, ESMFOLD_MAX } from './views/structure.js';
 import { isolate } from './isolation.js';
 import { fetchSeed } from './seed.js';
-import { HUB, SAE_REPO } from './loader.js';
-import { CAPS, allowedBy, checkSize, fetchCapped, linkUrl, originLabel, parseJson } from './hosts.js';
+import { HUB, MODELS, saeSet } from './loader.js';
+import { CAPS, MB, allowedBy, checkSize, fetchCapped, linkUrl, originLabel, parseJson } from './hosts.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text) => Object.assign(document.createElement(tag), { textContent: text ?? '' });
@@ -67,10 +67,16 @@ function onModelReady(info) {
   view.nLayers = info.nLayers;
   view.saeLayers.clear();
   view.modelStatus = `Model ready: ${info.nLayers} layers, d_model ${info.dModel} — ${info.source}`;
+  $('memory-note').textContent = info.wasmBytes === null ? '' : `The engine's wasm memory after loading (its peak so far): ${MB(info.wasmBytes)} (${$('backend').textContent}).`;
   setStatus(view.modelStatus);
   showWeightsNote();
   showSelfCheck(info.selfCheck);
   state.layer = Math.min(state.layer, info.nLayers);
+  // A hub model's published SAEs cover some layers: start on the nearest of them.
+  const set = !info.randomWeights && view.hubModel ? saeSet(state.model, state.saeSet) : null;
+  if (set && !set.layers.includes(state.layer)) {
+    state.layer = set.layers.reduce((best, l) => (Math.abs(l - state.layer) < Math.abs(best - state.layer) ? l : best));
+  }
   if (state.downstream > info.nLayers) state.downstream = null;
   fillLayerPickers(info.nLayers);
   analysis.fillLayers(info.nLayers);
@@ -91,7 +97,7 @@ function onSaeReady(info) {
   if (state.fasta !== null && !view.features) run();
   else if (view.features && info.layer === state.layer) changeLayer(state.layer);
   if (info.layer === state.layer) {
-    const fromHub = !info.random && info.name.startsWith(`${SAE_REPO}/`) && info.name.endsWith(' from huggingface.co');
+    const fromHub = !info.random && info.name.startsWith(`${saeSet(state.model, state.saeSet)?.repo}/`) && info.name.endsWith(' from huggingface.co');
     atlasView.find({ link: params.get('atlas'), layer: info.layer, model: view.modelSha, sae: info.sha256, hubDefault: fromHub });
   }
 }
@@ -167,8 +173,12 @@ const hubChoice = (async () => {
   return yes ? { kind: 'hub', hub, confirmed: true } : { kind: 'hub' };
 })();
 
+/** The hub source of the chosen size, from where ?hub= says. */
+const hubSource = async () => ({ ...await hubChoice, model: state.model, saeSet: state.saeSet });
+
 async function loadModel(source) {
   view.modelReady = false;
+  view.hubModel = source.kind === 'hub';
   $('run').disabled = true;
   setStatus('Starting the model…');
   try {
@@ -181,7 +191,7 @@ async function loadModel(source) {
 }
 
 async function loadSae(layer, source) {
-  const weightsSource = source ?? (params.get('weights') === 'random' || view.randomWeights ? { kind: 'random' } : await hubChoice);
+  const weightsSource = source ?? (params.get('weights') === 'random' || view.randomWeights ? { kind: 'random' } : await hubSource());
   $('sae-status').textContent = `Loading the SAE of layer ${layer}…`;
   try {
     onSaeReady((await engine.request('load-sae', { layer, source: weightsSource })).result);
@@ -191,6 +201,36 @@ async function loadSae(layer, source) {
     showLoadError(e.message);
   }
 }
+
+// The sizes on offer and their SAE sets, each with what it downloads and holds, shown before
+// anything is fetched.
+function fillModelPicker() {
+  const option = (value, text) => Object.assign(el('option', text), { value });
+  $('model').replaceChildren(...Object.entries(MODELS).map(([id, m]) => option(id, `ESM-2 ${id} (${m.layers} layers, d ${m.d}; ${MB(m.bytes)})`)));
+  $('model').value = state.model;
+  const sets = MODELS[state.model].saes;
+  $('sae-set').replaceChildren(...(sets.length
+    ? sets.map((s) => option(s.id, `${s.repo.split('/')[1]}${s.id.endsWith('100k') ? ' (100K)' : ''}: layers ${s.layers.join(', ')}`))
+    : [option('', 'none published (random demo)')]));
+  $('sae-set').value = saeSet(state.model, state.saeSet)?.id ?? '';
+  $('sae-set').disabled = sets.length < 2;
+  const m = MODELS[state.model];
+  const set = saeSet(state.model, state.saeSet);
+  const sae = set
+    ? `SAEs: ${set.repo}, ${set.dSae.toLocaleString('en')} features, ${MB(set.bytes)} per layer${set.k ? `, top-${set.k}` : ''}`
+    : 'no SAE is published for this size: the demo SAE is random; drop one, or train one in Design';
+  $('model-note').textContent = `${m.repo}: downloads ${MB(m.bytes)} once (then kept by this browser), streamed a tensor at a time; ` +
+    `the weights take ${MB(m.bytes)} of GPU memory (WebGPU) or of the wasm's 4 GiB (the CPU build). ${sae}.`;
+}
+
+async function changeWeights() {
+  writeUrl();
+  fillModelPicker();
+  if (params.get('weights') !== 'random') loadModel(await hubSource());
+}
+$('model').addEventListener('change', (e) => { state.model = e.target.value; state.saeSet = null; changeWeights(); });
+// Another set's SAEs replace this one's at every layer: the model is loaded again (from the cache).
+$('sae-set').addEventListener('change', (e) => { state.saeSet = e.target.value || null; changeWeights(); });
 
 $('model-files').addEventListener('change', (e) => {
   const files = [...e.target.files];
@@ -749,4 +789,5 @@ $('update-reload').addEventListener('click', () => location.reload());
 if (state.fasta !== null) $('sequence').value = state.fasta;
 updateRecordPicker();
 loadGraph($('graph-choice').value);
-loadModel(params.get('weights') === 'random' ? { kind: 'random', reason: 'asked for with ?weights=random' } : await hubChoice);
+fillModelPicker();
+loadModel(params.get('weights') === 'random' ? { kind: 'random', reason: 'asked for with ?weights=random' } : await hubSource());

@@ -21,7 +21,10 @@ export const CONNECT_SRC = [
 /** The most bytes the page reads of each kind of file. One browser ArrayBuffer holds about 2 GB. */
 export const CAPS = {
   config: 2 ** 20,
+  // Read whole into one ArrayBuffer (SAEs, a fair-esm .pt): Chrome's limit.
   weights: 2 ** 31 - 1,
+  // Streamed a tensor at a time (model.safetensors): ESM-2 650M's 2.61 GB, with room.
+  streamed: 4e9,
   json: 64 * 2 ** 20,
   fasta: 16 * 2 ** 20,
   structure: 32 * 2 ** 20,
@@ -30,7 +33,7 @@ export const CAPS = {
 /** The longest address a link parameter may hold. */
 export const MAX_URL = 2048;
 
-const MB = (n) => (n < 1e3 ? `${n} bytes` : n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : n < 1e9 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e9).toFixed(2)} GB`);
+export const MB = (n) => (n < 1e3 ? `${n} bytes` : n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : n < 1e9 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e9).toFixed(2)} GB`);
 
 /** True when `url` (a URL) matches one of `sources` (CSP source expressions as in CONNECT_SRC). */
 export function allowedBy(sources, url, self = globalThis.location?.origin) {

@@ -1,7 +1,13 @@
 // What the page shows, mirrored in the URL so that a view can be shared.
-// ?seq=…&record=…&layer=…&f=…&edits=ablate:17;clamp:42=0.8@3-10&down=…&tool=atlas&weights=random
+// ?model=650M&sae=interprot&seq=…&record=…&layer=…&f=…&edits=ablate:17;clamp:42=0.8@3-10&down=…&tool=atlas&weights=random
+
+import { DEFAULT_MODEL, MODELS } from './loader.js';
 
 export const state = {
+  // An ESM-2 size of loader.js's MODELS (?model=).
+  model: DEFAULT_MODEL,
+  // One of that model's SAE sets (?sae=), null for its first.
+  saeSet: null,
   fasta: null,
   record: 0,
   layer: 3,
@@ -124,6 +130,9 @@ function intIn(text, min, max) {
 
 export function readUrl() {
   const p = new URLSearchParams(location.search);
+  // Own keys only: ?model=constructor is no model.
+  if (Object.hasOwn(MODELS, p.get('model') ?? '')) state.model = p.get('model');
+  if (MODELS[state.model].saes.some((s) => s.id === p.get('sae'))) state.saeSet = p.get('sae');
   if (p.has('seq') && p.get('seq').length <= MAX_SEQ_PARAM) state.fasta = p.get('seq');
   state.record = intIn(p.get('record'), 0, MAX_SEQ_PARAM) ?? 0;
   // Clamped to the model's layers once it has loaded.
@@ -138,6 +147,8 @@ export function readUrl() {
 export function writeUrl() {
   const p = new URLSearchParams(location.search);
   const set = (k, v) => (v === null || v === undefined || v === '' ? p.delete(k) : p.set(k, v));
+  set('model', state.model === DEFAULT_MODEL ? null : state.model);
+  set('sae', state.saeSet);
   set('seq', state.fasta);
   set('record', state.record || null);
   set('layer', state.layer);

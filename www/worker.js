@@ -16,11 +16,16 @@
 // finished step. A lost GPU device moves the work to the CPU build; a panic (a trap in the wasm)
 // restarts the same build, replays the journal and fails only the request that panicked.
 
-import { HUB, MODEL_REPO, SAE_REPO, hubModel, hubSae, hubSaeFile, fetchCached } from './loader.js';
-import { CAPS, CONNECT_SRC, checkSize, originLabel } from './hosts.js';
+import { DEFAULT_MODEL, HUB, MODELS, fetchCached, forget, hubFile, openCached, saeSet } from './loader.js';
+import { CAPS, CONNECT_SRC, MB, checkSize, originLabel } from './hosts.js';
+
+// What the format detector needs of each file (src/weights/detect.rs, PREFIX).
+const PREFIX = 2 ** 20;
 
 let engine = null;
 let backend = null;
+// The running build's wasm memory: its size is the peak it has reached (wasm memory never shrinks).
+let memory = null;
 // Fresh instances of the wasm after a panic: a trapped instance is not to be trusted again.
 let instances = 0;
 // Why the GPU device was lost, once it has been: what tells a lost device from a panic.
@@ -55,7 +60,7 @@ async function start(wanted) {
 
 async function build(name) {
   const wasm = await import(`./pkg/${name}/plmscope.js${instances ? `?instance=${instances}` : ''}`);
-  await wasm.default();
+  ({ memory } = await wasm.default());
   return wasm;
 }
 
@@ -96,6 +101,88 @@ const fromFiles = async (files) => ({
   files: await Promise.all(files.map(async (f) => new Uint8Array(await checkSize(f, CAPS.weights).arrayBuffer()))),
 });
 
+// A model's files are parts: a name, a cap, and a way to open its bytes as a stream, again for a
+// replay (from the Cache API, or the dropped File), so that no copy of the weights stays here.
+const filePart = (file) => ({ name: file.name, cap: CAPS.streamed, open: async () => ({ body: file.stream(), total: file.size, fromCache: false }) });
+const hubPart = (url, name, cap, sources) => ({
+  name, cap, url,
+  async open() {
+    const { response, fromCache } = await openCached(url, { name, sources });
+    return { body: response.body, total: Number(response.headers.get('content-length')) || 0, fromCache };
+  },
+});
+
+/** `part` opened: `next()` gives its chunks (null at the end) and posts their progress. */
+async function openPart(part) {
+  postMessage({ status: 'initiate', file: part.name });
+  const { body, total, fromCache } = await part.open();
+  const tooBig = (n) => new Error(`${part.name} is ${MB(n)}; the page reads at most ${MB(part.cap)} of such a file`);
+  if (total > part.cap) { await body.cancel().catch(() => {}); throw tooBig(total); }
+  const reader = body.getReader();
+  let loaded = 0;
+  return {
+    name: part.name,
+    total,
+    head: [],
+    done: false,
+    async next() {
+      const { done, value } = await reader.read();
+      if (done) { this.done = true; postMessage({ status: 'done', file: part.name }); return null; }
+      loaded += value.length;
+      if (loaded > part.cap) { await reader.cancel().catch(() => {}); throw tooBig(loaded); }
+      postMessage({ status: 'progress', file: part.name, loaded, total: total || loaded, fromCache });
+      return value;
+    },
+    cancel: () => reader.cancel().catch(() => {}),
+  };
+}
+
+function concat(chunks) {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+
+/**
+ * Loads a model from `parts` through the one format detector, which sees each file's first PREFIX
+ * bytes: a hub folder's weights are then streamed into the engine chunk by chunk (each tensor goes
+ * to the device as it completes); a format read whole (a fair-esm .pt) is read whole.
+ */
+async function loadModelParts(parts, name) {
+  const opened = [];
+  try {
+    for (const part of parts) {
+      const o = await openPart(part);
+      opened.push(o);
+      for (let n = 0; n < PREFIX;) {
+        const chunk = await o.next();
+        if (!chunk) break;
+        o.head.push(chunk);
+        n += chunk.length;
+      }
+    }
+    const names = parts.map((p) => p.name);
+    const index = engine.modelStreamStart(names, opened.map((o) => concat(o.head).subarray(0, PREFIX)), name);
+    if (index === undefined) {
+      const big = opened.find((o) => o.total > CAPS.weights);
+      if (big) throw new Error(`${big.name} is ${MB(big.total)}: a file of this format is read whole, at most ${MB(CAPS.weights)}; a hub folder (config.json + model.safetensors) streams`);
+      for (const o of opened) for (let c; !o.done && (c = await o.next());) o.head.push(c);
+      return engine.loadModel(names, opened.map((o) => concat(o.head)), name);
+    }
+    opened.forEach((o, i) => { if (i !== index) o.cancel(); });
+    const weights = opened[index];
+    for (const chunk of weights.head.splice(0)) engine.modelStreamPush(chunk);
+    for (let c; (c = await weights.next());) engine.modelStreamPush(c);
+    return engine.modelStreamFinish();
+  } catch (e) {
+    opened.forEach((o) => o.cancel());
+    // A file the engine refused, or one cut short, is not to be served from the cache again.
+    for (const p of parts) if (p.url) await forget(p.url);
+    throw e;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The journal and what replays it
 // ---------------------------------------------------------------------------------------------
@@ -103,7 +190,7 @@ let journal = [];
 
 /** Engine calls by journal entry kind: each is both the request's work and its replay. */
 const apply = {
-  model: (e) => (e.random ? engine.loadRandomModel() : engine.loadModel(e.names, e.files, e.name)),
+  model: (e) => (e.random ? engine.loadRandomModel() : loadModelParts(e.parts, e.name)),
   sae: (e) => (e.random ? engine.loadRandomSae(e.layer) : engine.loadSae(e.layer, e.names, e.files, e.k, e.name)),
   run: (e) => engine.run(e.fasta, e.record, e.layer),
   labels: (e) => engine.loadLabels(e.text, e.max),
@@ -199,9 +286,13 @@ async function saeEntry(layer, source) {
     return { kind: 'sae', layer, k: source.k, name: source.files.map((f) => f.name).join(', '), origin: source, ...await fromFiles(source.files) };
   }
   const { hub, label, sources } = hubOf(source);
-  const file = hubSaeFile(layer);
-  const bytes = await download(hubSae(hub, layer), file, CAPS.weights, sources);
-  return { kind: 'sae', layer, name: `${SAE_REPO}/${file} from ${label}`, origin: source, names: [file], files: [bytes] };
+  const model = source.model ?? DEFAULT_MODEL;
+  const set = saeSet(model, source.saeSet);
+  if (!set) throw new Error(`no SAE is published for ESM-2 ${model}: drop one, or train one in Design`);
+  if (!set.layers.includes(layer)) throw new Error(`${set.repo} has SAEs for layers ${set.layers.join(', ')}, not ${layer}`);
+  const file = set.file(layer);
+  const bytes = await download(hubFile(hub, set.repo, file), file, CAPS.weights, sources);
+  return { kind: 'sae', layer, k: set.k, name: `${set.repo}/${file} from ${label}`, origin: source, names: [file], files: [bytes] };
 }
 
 /**
@@ -223,19 +314,22 @@ const handlers = {
     if (!engine) await start(wanted);
     let entry;
     if (source.kind === 'random') entry = { kind: 'model', random: true };
-    else if (source.kind === 'files') entry = { kind: 'model', name: source.files.map((f) => f.name).join(', '), ...await fromFiles(source.files) };
+    else if (source.kind === 'files') entry = { kind: 'model', name: source.files.map((f) => f.name).join(', '), parts: source.files.map(filePart) };
     else {
       const { hub, label, sources } = hubOf(source);
-      const base = hubModel(hub);
-      const files = [
-        await download(base + 'config.json', 'config.json', CAPS.config, sources),
-        await download(base + 'model.safetensors', 'model.safetensors', CAPS.weights, sources),
+      const { repo } = MODELS[source.model ?? DEFAULT_MODEL];
+      const parts = [
+        hubPart(hubFile(hub, repo, 'config.json'), 'config.json', CAPS.config, sources),
+        hubPart(hubFile(hub, repo, 'model.safetensors'), 'model.safetensors', CAPS.streamed, sources),
       ];
-      entry = { kind: 'model', name: `${MODEL_REPO} from ${label}`, names: ['config.json', 'model.safetensors'], files };
+      entry = { kind: 'model', name: `${repo} from ${label}`, parts };
     }
     const info = await record(entry);
+    info.wasmBytes = memory?.buffer.byteLength ?? null;
     info.source = source.kind === 'random' ? source.reason : info.name;
-    info.selfCheck = info.randomWeights ? null : await withFallback(() => engine.selfCheck());
+    // The check's numbers are esm2_t6_8M's.
+    const t6 = info.nLayers === 6 && info.dModel === 320;
+    info.selfCheck = info.randomWeights || !t6 ? null : await withFallback(() => engine.selfCheck());
     return info;
   },
   async 'load-sae'({ layer, source }) {

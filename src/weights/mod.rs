@@ -66,6 +66,8 @@ pub enum LoadError {
     NonFinite { name: String, nan: usize, inf: usize, total: usize },
     #[error("{file} needs {needs} beside it")]
     Incomplete { file: String, needs: &'static str },
+    #[error("tensor `{name}` could not be sent to the device: {detail}")]
+    Device { name: String, detail: String },
 }
 
 /// Little-endian element types found in weight files, with their conversion to f32.

@@ -52,7 +52,11 @@ impl DeviceStore {
                 _ => t.data,
             };
             let n = data.len();
-            Ok(Tensor::from_data(TensorData::new(data, [n]), &self.device))
+            let flat = Tensor::from_data(TensorData::new(data, [n]), &self.device);
+            // A GPU backend queues up to 32 writes, each holding its bytes in host (wasm)
+            // memory: handed to the queue now, a streamed model never holds more than one.
+            self.device.flush().map_err(|e| LoadError::Device { name: name.clone(), detail: e.to_string() })?;
+            Ok(flat)
         } else {
             Err(t.dtype)
         };

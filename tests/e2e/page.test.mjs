@@ -299,6 +299,50 @@ test('hub loading: streamed progress, the Cache API on the second visit, the sel
   }
 });
 
+test('ESM-2 650M\'s width streamed from the hub: the picker shows the sizes first, the weights arrive a tensor at a time, and the wasm memory stays far below the file', { timeout: 900_000 }, async () => {
+  // A 4-layer random model at esm2_t33_650M's width and head count (329 MB), at the 650M
+  // repository's path of a hub mirror on localhost. Every count the page shows comes from it.
+  const hubRoot = join(artifacts, 'hub');
+  const dir = join(hubRoot, 'facebook/esm2_t33_650M_UR50D/resolve/main');
+  if (!existsSync(join(dir, 'model.safetensors'))) {
+    const config = JSON.parse(readFileSync(join(root, 'tests/reference/fixtures/sizes.json'), 'utf8')).esm2_t33_650M_UR50D.config;
+    writeFileSync(join(work, 'd1280.json'), JSON.stringify({ ...config, num_hidden_layers: 4 }));
+    cli('random-model', '--config', join(work, 'd1280.json'), '--out', dir);
+  }
+  const size = readFileSync(join(dir, 'model.safetensors')).length;
+  const hub = encodeURIComponent(`${base}tests/e2e/artifacts/hub`);
+  for (const webgpu of [true, false]) {
+    const { browser, page, errors } = await open(`?model=650M&hub=${hub}${webgpu ? '' : '&backend=cpu&threads=1'}`, webgpu);
+    try {
+      // Before anything arrives: the size, the download and what it holds.
+      assert.equal(await page.inputValue('#model'), '650M');
+      assert.match(await page.textContent('#model option[value="650M"]'), /^ESM-2 650M \(33 layers, d 1280; 2\.61 GB\)$/);
+      assert.match(await page.textContent('#model-note'), /^facebook\/esm2_t33_650M_UR50D: downloads 2\.61 GB once .*SAEs: Elana\/InterPLM-esm2-650m, 10,240 features, 105\.0 MB per layer\.$/);
+      await waitText(page, 'status', /^Model ready: 4 layers, d_model 1280 — facebook\/esm2_t33_650M_UR50D from http:\/\/127\.0\.0\.1:\d+$/);
+      const note = await page.textContent('#memory-note');
+      const mb = Number(/: ([0-9.]+) MB/.exec(note)[1]) * 1e6;
+      console.log(`# ${webgpu ? 'WebGPU' : 'CPU'}: ${note} (model.safetensors: ${(size / 1e6).toFixed(1)} MB)`);
+      // On WebGPU the weights live on the device: the wasm holds the tensor being filled, its
+      // f32 copy and its transpose (26 MB each at this width) and the engine itself.
+      // On the CPU build they live in the wasm memory: the file once, and the same overhead.
+      const bound = (webgpu ? 0 : size) + 160e6;
+      assert.ok(mb < bound, `${note}: over ${(bound / 1e6).toFixed(0)} MB`);
+      // The 650M SAE set covers layers 1, 9, 18, 24, 30, 33: the page starts on the nearest (1),
+      // and this mirror has none, so the demo SAE (random, at the model's width) takes its place.
+      await waitText(page, 'sae-status', /^SAE at layer 1: random demo SAE \(interplm, 10240 features\)$/);
+      assert.equal(await page.inputValue('#layer'), '1');
+      assert.match(page.url(), /[?&]model=650M(&|$)/);
+      await page.fill('#sequence', SEQUENCE);
+      await page.click('#run');
+      await waitText(page, 'summary', /30 residues, layer 1, 10240 features/);
+      assert.ok((await page.locator('#feature-list li').count()) > 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  }
+});
+
 test('the seed graphs by default: from its published hosts (mirrored), then the other, then the kept copy; a node click selects its feature', { timeout: 600_000 }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {
