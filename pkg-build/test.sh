@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: native (unit tests, parity with transformers, load errors, the CLI), the native
-# wgpu backend on a software Vulkan device, the atlas
+# wgpu backend on a software Vulkan device, the GPU benchmark's smoke run, the atlas
 # workflow under Snakemake, a smoke run of every fuzz target, the same parity
 # in headless Chromium on burn's WebGPU and CPU backends, and the built page driven by Playwright.
 set -euo pipefail
@@ -11,7 +11,17 @@ echo "== native"
 cargo test --release
 
 echo "== the native wgpu backend (Vulkan; here Mesa's software device, lavapipe) against the same fixtures"
-XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}" cargo test --release --features wgpu --test gpu
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+cargo test --release --features wgpu --test gpu
+
+echo "== the GPU benchmark, end to end on tiny shapes: the binary it takes to a GPU, on the CPU and lavapipe"
+smoke="$(pkg-build/bench/gpu.sh --smoke)"
+echo "$smoke"
+# Every case timed on both backends; CUDA timed, or refused in words where the build or the machine lacks it.
+for row in "8M | forward | 1x20" "8M | sae | 4x20" "8M | intervene | 1x20"; do
+  grep -Eq "^\| $row \| [0-9.]+ \| [0-9.]+ " <<< "$smoke" || { echo "no plmscope-cpu and plmscope-wgpu times for $row" >&2; exit 1; }
+done
+grep -Eq "^- Skipped plmscope-cuda at 8M: .*(\"cuda\" is not in this build|CUDA)|^\| size .*plmscope-cuda" <<< "$smoke" || { echo "CUDA neither timed nor refused in words" >&2; exit 1; }
 
 echo "== the atlas workflow (Snakemake, 3 shards on 2 cores) against one atlas build"
 pkg-build/workflow-test.sh

@@ -4,9 +4,10 @@
 //! random weights of an ESM-2 size ([`config`]):
 //!
 //! - `forward`: logits of a batch (all hidden states kept, as every view needs them);
-//! - `sae`: the same, plus the 10,240-feature SAE's features of hidden state 3 at every position;
-//! - `intervene`: feature 17 ablated at layer 3 on every residue of one sequence, from the cached
-//!   pass and encoding that the page already holds, so only the patch and the blocks after 3 run;
+//! - `sae`: the same, plus the 10,240-feature SAE's features of the middle hidden state ([`layer`]:
+//!   3 of esm2_t6_8M's 6) at every position;
+//! - `intervene`: feature 17 ablated at that layer on every residue of one sequence, from the cached
+//!   pass and encoding that the page already holds, so only the patch and the blocks after it run;
 //! - `matmul`: `[1024, 1024] · [1024, 1024]`, the engine's matmul peak.
 //!
 //! Each run reads its results back to the host, as the page must.
@@ -22,7 +23,6 @@ use crate::intervene::{self, Edit, Op};
 use crate::sae::{Encoded, Sae, SaeSet};
 use crate::weights::{self, random, LoadError, Vars};
 
-pub const LAYER: usize = 3;
 pub const FEATURE: usize = 17;
 /// The demo SAEs' width, as the page's.
 pub const D_SAE: usize = crate::session::DEMO_D_SAE;
@@ -54,20 +54,25 @@ pub fn config(size: &str) -> Result<EsmConfig, String> {
     EsmConfig::esm2(size).ok_or_else(|| format!("\"{size}\" is not an ESM-2 size (8M, 35M, 150M, 650M, 3B, 15B)"))
 }
 
+/// The layer of a model of `n_layers` whose features and interventions are timed: the middle one.
+pub fn layer(n_layers: usize) -> usize {
+    n_layers / 2
+}
+
 /// The random ESM-2 of `config` (for esm2_t6_8M, the offline demo's).
 pub fn model(device: &Device, config: &EsmConfig) -> Result<EsmModel, LoadError> {
     EsmModel::load(&Vars::random(random::SEED, device), config)
 }
 
-/// The random model and the random InterPLM-shaped SAE of layer 3 (for esm2_t6_8M, the offline
-/// demo's).
+/// The random model and the random InterPLM-shaped SAE of its [`layer`] (for esm2_t6_8M, the
+/// offline demo's of layer 3).
 pub fn model_and_sae(device: &Device, config: &EsmConfig) -> Result<(EsmModel, Sae), LoadError> {
     let model = model(device, config)?;
-    let sae = weights::sae::random_interplm(model.d_model(), D_SAE, random::SEED ^ LAYER as u64, device)?;
+    let sae = weights::sae::random_interplm(model.d_model(), D_SAE, random::SEED ^ layer(model.n_layers()) as u64, device)?;
     Ok((model, sae))
 }
 
-/// The demo's random 10,240-feature SAE of every layer (layer 3's is [`model_and_sae`]'s).
+/// The demo's random 10,240-feature SAE of every layer ([`layer`]'s is [`model_and_sae`]'s).
 pub fn saes_at_every_layer(model: &EsmModel, device: &Device) -> Result<SaeSet, LoadError> {
     (1..=model.n_layers())
         .map(|layer| Ok((layer, weights::sae::random_interplm(model.d_model(), D_SAE, random::SEED ^ layer as u64, device)?)))
@@ -119,7 +124,7 @@ pub fn tokens(batch: usize, residues: usize) -> Vec<Vec<u32>> {
 /// What a case needs before the clock starts.
 pub enum Prepared {
     Model { case: Case, batch: Batch },
-    /// One sequence's pass and its encoding at [`LAYER`].
+    /// One sequence's pass and its encoding at [`layer`].
     Intervene { batch: Batch, cache: Box<Activations>, encoded: Box<Encoded> },
     Matmul { a: Tensor<2>, b: Tensor<2> },
 }
@@ -138,17 +143,18 @@ pub fn prepare(model: &EsmModel, sae: &Sae, case: Case, batch: usize, residues: 
         return Err(format!("an intervention runs on one sequence, not {batch}"));
     }
     let cache = model.forward(&batch_);
-    let encoded = crate::features::encode(&cache, sae, LAYER);
+    let encoded = crate::features::encode(&cache, sae, layer(model.n_layers()));
     Ok(Prepared::Intervene { batch: batch_, cache: Box::new(cache), encoded: Box::new(encoded) })
 }
 
 /// Runs a prepared case once; returns the logits (`[b, T, vocab]`, flat), or `C` for matmul.
 pub async fn run(model: &EsmModel, sae: &Sae, prepared: &Prepared) -> Result<Vec<f32>, DeviceError> {
+    let at = layer(model.n_layers());
     match prepared {
         Prepared::Model { case, batch } => {
             let acts = model.forward(batch);
             if *case == Case::Sae {
-                let h = acts.hidden(LAYER).clone();
+                let h = acts.hidden(at).clone();
                 let [b, t, d] = h.dims();
                 read_f32(sae.encode(h.reshape([b * t, d])).features).await?; // [b·T, d_sae]
             }
@@ -156,7 +162,7 @@ pub async fn run(model: &EsmModel, sae: &Sae, prepared: &Prepared) -> Result<Vec
         }
         Prepared::Intervene { batch, cache, encoded } => {
             let edits = [Edit { feature: FEATURE, op: Op::Ablate, positions: None }];
-            let after = intervene::intervene(model, sae, LAYER, cache, batch, &**encoded, &edits).expect("feature 17 of 10,240 at layer 3");
+            let after = intervene::intervene(model, sae, at, cache, batch, &**encoded, &edits).expect("feature 17 of 10,240, at a layer of the model");
             read_f32(after.logits).await
         }
         Prepared::Matmul { a, b } => read_f32(a.clone().matmul(b.clone())).await,
@@ -164,7 +170,7 @@ pub async fn run(model: &EsmModel, sae: &Sae, prepared: &Prepared) -> Result<Vec
 }
 
 /// Multiply-adds × 2 of a case: the dense layers, attention's two products, the LM head, and the
-/// SAE encode or the intervention's share (blocks after [`LAYER`], the patch) where they apply.
+/// SAE encode or the intervention's share (blocks after [`layer`], the patch) where they apply.
 pub fn flop(config: &EsmConfig, case: Case, batch: usize, residues: usize) -> f64 {
     let (d, f, v, layers) = (config.hidden_size as f64, config.intermediate_size as f64, config.vocab_size as f64, config.num_hidden_layers as f64);
     let t = (residues + 2) as f64;
@@ -174,7 +180,7 @@ pub fn flop(config: &EsmConfig, case: Case, batch: usize, residues: usize) -> f6
     match case {
         Case::Forward => layers * per_layer + head,
         Case::Sae => layers * per_layer + head + tokens * 2.0 * d * D_SAE as f64,
-        Case::Intervene => (layers - LAYER as f64) * per_layer + head + tokens * 2.0 * d,
+        Case::Intervene => (layers - layer(config.num_hidden_layers) as f64) * per_layer + head + tokens * 2.0 * d,
         Case::Matmul => 2.0 * (MATMUL as f64).powi(3),
     }
 }

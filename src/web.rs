@@ -278,7 +278,7 @@ impl Plmscope {
     #[wasm_bindgen(js_name = benchPrepare)]
     pub fn bench_prepare(&mut self, case: &str, batch: usize, residues: usize) -> Result<(), JsError> {
         let case: crate::bench::Case = case.parse().map_err(js_err)?;
-        let (model, sae) = (self.session.model().map_err(js_err)?, self.session.sae(crate::bench::LAYER).map_err(js_err)?);
+        let (model, sae) = (self.session.model().map_err(js_err)?, self.session.sae(crate::bench::layer(self.session.model().map_err(js_err)?.n_layers())).map_err(js_err)?);
         self.bench = Some(crate::bench::prepare(model, sae, case, batch, residues).map_err(js_err)?);
         Ok(())
     }
@@ -286,7 +286,7 @@ impl Plmscope {
     /// Runs the prepared case once, results read back; returns how many numbers came back.
     #[wasm_bindgen(js_name = benchRun)]
     pub async fn bench_run(&self) -> Result<usize, JsError> {
-        let (model, sae) = (self.session.model().map_err(js_err)?, self.session.sae(crate::bench::LAYER).map_err(js_err)?);
+        let (model, sae) = (self.session.model().map_err(js_err)?, self.session.sae(crate::bench::layer(self.session.model().map_err(js_err)?.n_layers())).map_err(js_err)?);
         let prepared = self.bench.as_ref().ok_or_else(|| js_err("call benchPrepare first"))?;
         Ok(crate::bench::run(model, sae, prepared).await?.len())
     }

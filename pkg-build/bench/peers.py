@@ -1,6 +1,7 @@
 """The peers of plmscope's benchmark: transformers (torch) and onnxruntime on the CPU, on the same
-random-weight esm2_t6_8M and 10,240-feature SAE at layer 3 that plmscope builds (the same bits:
-tests/reference/generate_esm.py's generator, which src/weights/random.rs reproduces).
+random-weight esm2_t6_8M (or the ESM-2 size BENCH_MODEL names) and 10,240-feature SAE at its
+middle layer (3) that plmscope builds (the same bits: tests/reference/generate_esm.py's generator,
+which src/weights/random.rs reproduces).
 
     python3 peers.py export OUT_DIR      # model.onnx, model_sae.onnx, model_intervene.onnx, matmul.onnx
     python3 peers.py time OUT_DIR [PLMSCOPE]
@@ -15,9 +16,7 @@ Needs torch, transformers, onnx, onnxruntime; never installed by CI.
 
 import json
 import os
-import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
@@ -25,8 +24,12 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "reference"))
 import generate_esm as g  # noqa: E402
+from turns import SIZES, Plmscope, clocked, emit, inputs, take_turns  # noqa: E402
 
-LAYER = 3
+# BENCH_MODEL=35M: another ESM-2 size (turns.SIZES), random weights from the same generator.
+SIZE = os.environ.get("BENCH_MODEL", "8M")
+HIDDEN, LAYERS, HEADS, FFN = SIZES[SIZE]
+LAYER = LAYERS // 2  # src/bench.rs `layer`: 3 of esm2_t6_8M's 6
 D_SAE = 10_240
 FEATURE = 17
 # BENCH_SHAPES=1x100,1x300 narrows a run, as in browser.mjs.
@@ -77,19 +80,10 @@ class Case(torch.nn.Module):
 
 
 def build():
-    cfg = g.hub_config(320, 6, 20, 1280)
+    cfg = g.hub_config(HIDDEN, LAYERS, HEADS, FFN)
     cfg["attn_implementation"] = "eager"
     model = g.load_model(cfg, g.random_checkpoint(cfg))
-    return model, random_sae(320)
-
-
-def inputs(batch, residues):
-    """<cls> residues <eos>, residue i of sequence b = amino acid (7i + 13b + i // 3) mod 20: the
-    same formula as src/bench.rs."""
-    i = np.arange(residues)
-    ids = np.stack([4 + (7 * i + 13 * b + i // 3) % 20 for b in range(batch)]).astype(np.int64)  # tokens 4..23
-    ids = np.concatenate([np.zeros((batch, 1), np.int64), ids, np.full((batch, 1), 2, np.int64)], axis=1)
-    return ids, np.ones_like(ids)
+    return model, random_sae(HIDDEN)
 
 
 def export(out_dir):
@@ -124,72 +118,11 @@ def repeats_for(batch, residues):
     return 3 if batch * residues >= 1000 else 7
 
 
-def emit(engine, threads, case, shape, ms, **extra):
-    print(json.dumps({"engine": engine, "threads": threads, "case": case, "shape": f"{shape[0]}x{shape[1]}", "ms": round(ms, 2), **extra}), flush=True)
-
-
-def clocked(run):
-    """`run` as a function that runs it once and returns its milliseconds."""
-    def once():
-        t = time.perf_counter()
-        run()
-        return (time.perf_counter() - t) * 1e3
-    return once
-
-
-class Plmscope:
-    """plmscope's CLI as a server (`bench-cases --serve`) on `threads` rayon threads; it times each
-    run itself, so the pipe is outside the clock."""
-
-    def __init__(self, binary, threads, reference):
-        env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
-        self.process = subprocess.Popen([binary, "bench-cases", "--serve", "--reference", reference],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self.check = self.answer()  # its logits of 1×100 against transformers'
-
-    def answer(self):
-        line = self.process.stdout.readline()
-        if not line:
-            sys.exit(f"plmscope bench-cases --serve ended with exit code {self.process.wait()}")
-        return json.loads(line)
-
-    def ask(self, request):
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return self.answer()
-
-    def prepare(self, case, shape):
-        """(a function that runs the case once and returns its ms, the case's GFLOP), or None."""
-        if case == "intervene" and shape[0] != 1:
-            return None  # plmscope's intervention is on one sequence, from its cache
-        gflop = self.ask({"case": case, "shape": f"{shape[0]}x{shape[1]}"})["gflop"]
-        return lambda: self.ask({"run": True})["ms"], gflop
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait()
-
-
-def take_turns(runs, rounds):
-    """Median ms of each of `runs` (name → function returning ms): a warm-up run each, then
-    `rounds` rounds of one run each, the order reversed every other round, with a pause before each
-    run for threads still spinning from the previous engine's run to go to sleep. So every engine
-    sees the same spells of this machine's noise."""
-    names = list(runs)
-    for n in names:
-        runs[n]()
-    times = {n: [] for n in names}
-    for r in range(rounds):
-        for n in names if r % 2 == 0 else reversed(names):
-            time.sleep(0.025)
-            times[n].append(runs[n]())
-    return {n: sorted(t)[len(t) // 2] for n, t in times.items()}
-
-
 def time_all(out_dir, plmscope_binary=None):
     import onnxruntime as ort
 
     model, sae = build()
+    print(json.dumps({"model": SIZE, "layer": LAYER, "layers": LAYERS}), flush=True)
     for threads in (1, 2):
         torch.set_num_threads(threads)
         modules = {case: Case(model, sae, case).eval() if case != "intervene" else Case(*build(), case).eval() for case in CASES}
@@ -199,7 +132,7 @@ def time_all(out_dir, plmscope_binary=None):
         sessions = {case: ort.InferenceSession(os.path.join(out_dir, "model.onnx" if case == "forward" else f"model_{case}.onnx"), opts,
                                                providers=["CPUExecutionProvider"]) for case in CASES}
         sessions["matmul"] = ort.InferenceSession(os.path.join(out_dir, "matmul.onnx"), opts, providers=["CPUExecutionProvider"])
-        plmscope = Plmscope(plmscope_binary, threads, os.path.join(out_dir, "logits_1x100.safetensors")) if plmscope_binary else None
+        plmscope = Plmscope(plmscope_binary, threads, os.path.join(out_dir, "logits_1x100.safetensors"), [f"--size={SIZE}"]) if plmscope_binary else None
         if plmscope:
             print(json.dumps(plmscope.check), flush=True)
         for case in CASES + ["matmul"]:

@@ -7,6 +7,10 @@ import json
 import sys
 
 rows = [json.loads(line) for line in sys.stdin if line.startswith("{")]
+# peers.py's first line: the ESM-2 size and the layer of the SAE and the intervention.
+model = next((r for r in rows if "model" in r), {"model": "8M", "layer": 3, "layers": 6})
+size = "" if model["model"] == "8M" else f"ESM-2 {model['model']}: "
+L = model["layer"]
 checks = [r for r in rows if "check" in r]
 runs = [r for r in rows if "engine" in r and "ms" in r]
 memory = [r for r in rows if r.get("case") == "memory"]
@@ -44,8 +48,8 @@ for e in engines:
         print(f"| {name(e)} | {t:.1f} | {2 * 1024**3 / t / 1e6:.1f} |")
 print()
 
-for case, title in [("forward", "Forward (logits, every hidden state kept)"), ("sae", "Forward + SAE encode at layer 3 (10,240 features, every position)"),
-                    ("intervene", "Intervention at layer 3 (feature 17 ablated; plmscope re-runs blocks 4–6 from its cache, the peers a full forward with a patch)")]:
+for case, title in [("forward", f"{size}Forward (logits, every hidden state kept)"), ("sae", f"{size}Forward + SAE encode at layer {L} (10,240 features, every position)"),
+                    ("intervene", f"{size}Intervention at layer {L} (feature 17 ablated; plmscope re-runs blocks {L + 1}–{model['layers']} from its cache, the peers a full forward with a patch)")]:
     shapes = [s for s in ["1x100", "1x300", "1x1000", "32x300"] if (case, s) in gflop]
     if not shapes:
         continue

@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
 bin="$CARGO_TARGET_DIR/release/plmscope"
-onnx="$HOME/.cache/plmscope-bench"
+# BENCH_MODEL=35M|150M: that ESM-2 size natively (peers.py); the browser pages run the 8M demo's.
+onnx="$HOME/.cache/plmscope-bench${BENCH_MODEL:+-$BENCH_MODEL}"
 python3 -c 'import torch, transformers, onnx, onnxruntime' 2>/dev/null \
   || pip install --quiet torch transformers onnx onnxruntime safetensors >&2
 [ -f "$onnx/model_sae.onnx" ] || python3 pkg-build/bench/peers.py export "$onnx" >&2
@@ -18,8 +19,10 @@ results="$(mktemp)"
 # Natively plmscope (its CLI as a server), torch and onnxruntime take turns run by run, as the
 # browser engines do in browser.mjs.
 python3 pkg-build/bench/peers.py time "$onnx" "$bin" >> "$results"
-"$bin" bench-memory --residues 1000 >> "$results"
-node pkg-build/bench/browser.mjs "$onnx" >> "$results"
+if [ -z "${BENCH_MODEL:-}" ]; then
+  "$bin" bench-memory --residues 1000 >> "$results"
+  node pkg-build/bench/browser.mjs "$onnx" >> "$results"
+fi
 python3 pkg-build/bench/report.py < "$results"
 cp "$results" "${SPEED_JSONL:-/dev/null}"
 rm -f "$results"
