@@ -220,7 +220,7 @@ function fillModelPicker() {
     ? `SAEs: ${set.repo}, ${set.dSae.toLocaleString('en')} features, ${MB(set.bytes)} per layer${set.k ? `, top-${set.k}` : ''}`
     : 'no SAE is published for this size: the demo SAE is random; drop one, or train one in Design';
   $('model-note').textContent = `${m.repo}: downloads ${MB(m.bytes)} once (then kept by this browser), streamed a tensor at a time; ` +
-    `the weights take ${MB(m.bytes)} of GPU memory (WebGPU) or of the wasm's 4 GiB (the CPU build). ${sae}.`;
+    `the weights take ${MB(m.bytes)} of GPU memory on WebGPU; the CPU build holds this size in ${MB(m.cpuWasm)} of its 4 GiB wasm memory (measured). ${sae}.`;
 }
 
 async function changeWeights() {

@@ -8,17 +8,19 @@ export const HUB = 'https://huggingface.co';
 /**
  * The ESM-2 sizes the page offers (`?model=`), with the hub's file sizes and the SAE sets published
  * for each (`?sae=`, the first by default). `bytes` is model.safetensors (f32), which is also what
- * the weights take on the device; an SAE set's `layers` are the hidden states it reads. Every
+ * the weights take on the device; `cpuWasm` is the CPU build's wasm memory once the model is in
+ * (pkg-build/bench/load.mjs, random weights of the full size, 2026-12-03: BENCHMARKS.md), of the
+ * 4 GiB a wasm32 memory can reach. An SAE set's `layers` are the hidden states it reads. Every
  * count the page uses comes from the loaded config and files, never from here.
  */
 const INTERPROT_SWEEP = [4, 8, 12, 16, 20, 24, 28, 32, 33];
 export const MODELS = {
-  '8M': { repo: 'facebook/esm2_t6_8M_UR50D', bytes: 31.4e6, layers: 6, d: 320, saes: [
+  '8M': { repo: 'facebook/esm2_t6_8M_UR50D', bytes: 31.4e6, cpuWasm: 44e6, layers: 6, d: 320, saes: [
     { id: 'interplm', repo: 'Elana/InterPLM-esm2-8m', file: (l) => `layer_${l}/ae_normalized.pt`, layers: [1, 2, 3, 4, 5, 6], dSae: 10_240, bytes: 26.3e6 },
   ] },
-  '35M': { repo: 'facebook/esm2_t12_35M_UR50D', bytes: 136e6, layers: 12, d: 480, saes: [] },
-  '150M': { repo: 'facebook/esm2_t30_150M_UR50D', bytes: 595e6, layers: 30, d: 640, saes: [] },
-  '650M': { repo: 'facebook/esm2_t33_650M_UR50D', bytes: 2.61e9, layers: 33, d: 1280, saes: [
+  '35M': { repo: 'facebook/esm2_t12_35M_UR50D', bytes: 136e6, cpuWasm: 167e6, layers: 12, d: 480, saes: [] },
+  '150M': { repo: 'facebook/esm2_t30_150M_UR50D', bytes: 595e6, cpuWasm: 671e6, layers: 30, d: 640, saes: [] },
+  '650M': { repo: 'facebook/esm2_t33_650M_UR50D', bytes: 2.61e9, cpuWasm: 2.88e9, layers: 33, d: 1280, saes: [
     { id: 'interplm', repo: 'Elana/InterPLM-esm2-650m', file: (l) => `layer_${l}/ae_normalized.pt`, layers: [1, 9, 18, 24, 30, 33], dSae: 10_240, bytes: 105e6 },
     // k is not in these files. The layer sweep's is 64: InterProt's viewer names their runs
     // `esm2_plm1280_l{N}_sae4096_k64_auxk640` (etowahadams/interprot, viz/src/SAEConfigs.ts).
