@@ -41,6 +41,8 @@ gpu="$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,nohe
 torch="$(python3 -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}")' 2>/dev/null || echo 'no torch')"
 echo "### GPU: ${gpu:-no GPU (smoke run)} — $(date -u +%Y-%m-%d)"
 echo
-echo "plmscope $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)'), $torch; $(nproc) CPU threads. Median ms of ${smoke:+1 run (a smoke run: the numbers mean nothing)}${smoke:-5 runs} in turns after a warm-up, results read back to the host."
+runs="5 runs"
+[ -n "$smoke" ] && runs="1 run (a smoke run: the numbers mean nothing)"
+echo "plmscope $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)'), $torch; $(nproc) CPU threads. Median ms of $runs in turns after a warm-up, results read back to the host."
 echo
 python3 pkg-build/bench/gpu.py report < "$results"
