@@ -267,6 +267,15 @@ fn atlas_object(atlas: &Atlas) -> Result<JsValue, JsError> {
     Ok(obj.into())
 }
 
+#[cfg(feature = "bench")]
+impl Plmscope {
+    /// The loaded model and the SAE of the layer the benchmark times ([`crate::bench::layer`]).
+    fn bench_subject(&self) -> Result<(&crate::esm::EsmModel, &crate::sae::Sae), JsError> {
+        let model = self.session.model().map_err(js_err)?;
+        Ok((model, self.session.sae(crate::bench::layer(model.n_layers())).map_err(js_err)?))
+    }
+}
+
 /// The speed benchmark (pkg-build/bench/), in the bench packages only: the same cases as
 /// `plmscope bench-cases` on the random model and the demo SAE of layer 3, timed by the caller
 /// around `benchRun`.
@@ -278,7 +287,7 @@ impl Plmscope {
     #[wasm_bindgen(js_name = benchPrepare)]
     pub fn bench_prepare(&mut self, case: &str, batch: usize, residues: usize) -> Result<(), JsError> {
         let case: crate::bench::Case = case.parse().map_err(js_err)?;
-        let (model, sae) = (self.session.model().map_err(js_err)?, self.session.sae(crate::bench::layer(self.session.model().map_err(js_err)?.n_layers())).map_err(js_err)?);
+        let (model, sae) = self.bench_subject()?;
         self.bench = Some(crate::bench::prepare(model, sae, case, batch, residues).map_err(js_err)?);
         Ok(())
     }
@@ -286,7 +295,7 @@ impl Plmscope {
     /// Runs the prepared case once, results read back; returns how many numbers came back.
     #[wasm_bindgen(js_name = benchRun)]
     pub async fn bench_run(&self) -> Result<usize, JsError> {
-        let (model, sae) = (self.session.model().map_err(js_err)?, self.session.sae(crate::bench::layer(self.session.model().map_err(js_err)?.n_layers())).map_err(js_err)?);
+        let (model, sae) = self.bench_subject()?;
         let prepared = self.bench.as_ref().ok_or_else(|| js_err("call benchPrepare first"))?;
         Ok(crate::bench::run(model, sae, prepared).await?.len())
     }

@@ -162,8 +162,9 @@ def bench_size(binary, size):
     torch_peak = mine.stop()
     for name, (server, memory) in servers.items():
         server.close()
+        peak = memory.stop()
         if name != "plmscope-cpu":
-            out(engine=name, size=size, peak_mib=memory.stop())
+            out(engine=name, size=size, peak_mib=peak)
     if engines:
         allocated = round(torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else None
         out(engine="torch", size=size, peak_mib=torch_peak, allocated_mib=allocated)
