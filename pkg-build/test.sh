@@ -17,9 +17,11 @@ cargo test --release --features wgpu --test gpu
 echo "== the GPU benchmark, end to end on tiny shapes: the binary it takes to a GPU, on the CPU and lavapipe"
 smoke="$(pkg-build/bench/gpu.sh --smoke)"
 echo "$smoke"
-# Every case timed on both backends; CUDA timed, or refused in words where the build or the machine lacks it.
+# Every case timed on both backends, wgpu also with f16 weights (lavapipe has shaderFloat16);
+# CUDA timed, or refused in words where the build or the machine lacks it.
+grep -Eq "^\| size \| case \| shape \| plmscope-cpu \(ms\) \| plmscope-wgpu \(ms\) \| plmscope-wgpu-f16 \(ms\) " <<< "$smoke" || { echo "the table's columns are not cpu, wgpu, wgpu-f16" >&2; exit 1; }
 for row in "8M | forward | 1x20" "8M | sae | 4x20" "8M | intervene | 1x20"; do
-  grep -Eq "^\| $row \| [0-9.]+ \| [0-9.]+ " <<< "$smoke" || { echo "no plmscope-cpu and plmscope-wgpu times for $row" >&2; exit 1; }
+  grep -Eq "^\| $row \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ " <<< "$smoke" || { echo "no plmscope-cpu, plmscope-wgpu and plmscope-wgpu-f16 times for $row" >&2; exit 1; }
 done
 grep -Eq "^- Skipped plmscope-cuda at 8M: .*(\"cuda\" is not in this build|CUDA)|^\| size .*plmscope-cuda" <<< "$smoke" || { echo "CUDA neither timed nor refused in words" >&2; exit 1; }
 

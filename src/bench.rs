@@ -17,7 +17,7 @@
 
 use burn::prelude::*;
 
-use crate::device::{read_f32, DeviceError};
+use crate::device::{read_f32, DeviceError, Precision};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
 use crate::intervene::{self, Edit, Op};
 use crate::sae::{Encoded, Sae, SaeSet};
@@ -59,15 +59,15 @@ pub fn layer(n_layers: usize) -> usize {
     n_layers / 2
 }
 
-/// The random ESM-2 of `config` (for esm2_t6_8M, the offline demo's).
-pub fn model(device: &Device, config: &EsmConfig) -> Result<EsmModel, LoadError> {
-    EsmModel::load(&Vars::random(random::SEED, device), config)
+/// The random ESM-2 of `config` (for esm2_t6_8M, the offline demo's), its dense weights in `precision`.
+pub fn model(device: &Device, config: &EsmConfig, precision: Precision) -> Result<EsmModel, LoadError> {
+    EsmModel::load(&Vars::random(random::SEED, device).with_precision(precision), config)
 }
 
 /// The random model and the random InterPLM-shaped SAE of its [`layer`] (for esm2_t6_8M, the
 /// offline demo's of layer 3).
-pub fn model_and_sae(device: &Device, config: &EsmConfig) -> Result<(EsmModel, Sae), LoadError> {
-    let model = model(device, config)?;
+pub fn model_and_sae(device: &Device, config: &EsmConfig, precision: Precision) -> Result<(EsmModel, Sae), LoadError> {
+    let model = model(device, config, precision)?;
     let sae = weights::sae::random_interplm(model.d_model(), D_SAE, random::SEED ^ layer(model.n_layers()) as u64, device)?;
     Ok((model, sae))
 }

@@ -15,6 +15,28 @@ pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, DeviceEr
     data.try_to_vec::<f32>().map_err(|e| DeviceError(format!("{e:?}")))
 }
 
+/// How ESM-2's dense-layer weights are held on the device and multiplied. Everything else (the
+/// residual stream, layer norms, softmax, GELU, the embeddings and the SAEs) stays in f32, as in
+/// transformers' fp16 inference with its f32 norms; f16 halves the GPU memory of the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    /// Weights stored in f16; each dense layer's input is rounded to f16 and its product
+    /// returned to f32 before the bias.
+    F16,
+}
+
+/// Whether `device` holds and multiplies f16 tensors: a GPU backend whose adapter has 16-bit
+/// floats (WebGPU's `shader-f16`, Vulkan's `shaderFloat16`). The CPU build's kernels are f32 only.
+pub fn f16_available(device: &Device) -> bool {
+    #[cfg(feature = "cpu")]
+    if *device == Device::flex() {
+        return false;
+    }
+    device.supports_dtype(burn::tensor::FloatDType::F16)
+}
+
 /// Which backends this build holds, by the names [`create`] takes.
 pub fn compiled_backends() -> Vec<&'static str> {
     let mut b = Vec::new();

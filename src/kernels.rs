@@ -12,7 +12,7 @@
 
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation;
+use burn::tensor::{activation, FloatDType};
 
 /// What a dense layer does to its output before returning it.
 pub enum Then<const D: usize> {
@@ -38,7 +38,18 @@ pub fn affine<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Option<Tens
     if let Some([out]) = linears([(&weight, bias.as_ref())], &x, [&then]) {
         return out;
     }
-    let y = burn::tensor::module::linear(x, weight, bias);
+    let y = match weight.dtype() {
+        // f16 weights (crate::device::Precision): the product in f16, back in f32 before the
+        // bias, so that the residual stream and everything after stay f32.
+        burn::tensor::DType::F16 => {
+            let y = burn::tensor::module::linear(x.cast(FloatDType::F16), weight, None).cast(FloatDType::F32);
+            match bias {
+                Some(b) => y + b.unsqueeze(),
+                None => y,
+            }
+        }
+        _ => burn::tensor::module::linear(x, weight, bias),
+    };
     match then {
         Then::Nothing => y,
         Then::Gelu => gelu(y),
@@ -57,7 +68,7 @@ pub fn linear_n<const D: usize, const N: usize>(layers: [&Linear; N], x: Tensor<
             return out;
         }
     }
-    layers.map(|layer| layer.forward(x.clone()))
+    layers.map(|layer| linear(layer, x.clone(), Then::Nothing))
 }
 
 /// The CPU path of [`affine`] and [`linear_n`], for `N` (weight `[d_in, d_out]`, bias `[d_out]`)

@@ -7,7 +7,7 @@
 //! let device = burn::tensor::Device::flex();
 //! let config = std::fs::read_to_string("esm2_t6_8M_UR50D/config.json")?;
 //! let bytes = std::fs::read("esm2_t6_8M_UR50D/model.safetensors")?;
-//! let (_config, model) = weights::esm::from_hub(&config, &bytes, &device)?;
+//! let (_config, model) = weights::esm::from_hub(&config, &bytes, &device, plmscope::device::Precision::F32)?;
 //! let records = alphabet::parse_fasta(">p\nMKTAYIAKQR")?;
 //! let out = model.forward(&Batch::new(&[records[0].tokens()], &device));
 //! let logits = out.logits; // [1, 12, 33]

@@ -98,6 +98,33 @@ impl Plmscope {
         out(self.session.model_stream_finish())
     }
 
+    /// The precision of the models loaded from now on: `"auto"`, `"f32"` or `"f16"` (refused, in
+    /// words, where the adapter has no `shader-f16`).
+    #[wasm_bindgen(js_name = setPrecision)]
+    pub fn set_precision(&mut self, choice: &str) -> Result<(), JsError> {
+        self.session.set_precision(choice).map_err(js_err)
+    }
+
+    /// The adapter's `min(maxStorageBufferBindingSize, maxBufferSize)`: larger models are refused
+    /// before they load, naming the limit.
+    #[wasm_bindgen(js_name = setBufferLimit)]
+    pub fn set_buffer_limit(&mut self, bytes: f64) {
+        self.session.set_buffer_limit(bytes.clamp(0.0, usize::MAX as f64) as usize);
+    }
+
+    /// Whether this device can hold a model's weights in f16.
+    #[wasm_bindgen(js_name = f16Available)]
+    pub fn f16_available(&self) -> bool {
+        self.session.f16_available()
+    }
+
+    /// What the next load of ESM-2 `size` ("8M", "35M", "150M", "650M") would get: `{precision,
+    /// weightBytes}`, for the page to say before anything downloads.
+    #[wasm_bindgen(js_name = planFor)]
+    pub fn plan_for(&self, size: &str) -> Result<JsValue, JsError> {
+        out(self.session.plan_for(size))
+    }
+
     /// esm2_t6_8M with the offline demo's random weights.
     #[wasm_bindgen(js_name = loadRandomModel)]
     pub fn load_random_model(&mut self) -> Result<JsValue, JsError> {

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use common::sae::max_abs_diff;
 use common::*;
+use plmscope::device::Precision;
 use plmscope::weights::{random, safetensors};
 
 fn scratch(name: &str) -> PathBuf {
@@ -89,6 +90,45 @@ fn bad_fasta_fails_with_the_record_and_position() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("bad.fasta: record 2 (>broken): '7' at residue 3 (line 4, column 3)"), "{stderr}");
     assert!(!out.exists());
+}
+
+/// The CPU keeps f32: `--precision f16` there is refused in words before any model is read;
+/// `auto` (the default) and `f32` load the tiny model in f32.
+#[test]
+fn f16_on_the_cpu_is_refused_before_the_model_is_read() {
+    let dir = scratch("f16");
+    let fasta = dir.join("in.fasta");
+    std::fs::write(&fasta, ">p\nMKTAYIAKQR\n").unwrap();
+    let out = dir.join("never.safetensors");
+    let run = plmscope(&["embed", "--precision", "f16", "--model", "/nowhere", "--fasta", fasta.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("f16 weights need a GPU whose adapter has 16-bit floats (WebGPU's shader-f16); this device has none"), "{stderr}");
+    assert!(!out.exists());
+    let mut session = plmscope::session::Session::new(burn::tensor::Device::flex());
+    assert!(!session.f16_available());
+    assert_eq!(session.precision_for(&plmscope::esm::EsmConfig::esm2("650M").unwrap()), Precision::F32);
+    assert_eq!(session.load_random_model().unwrap().precision, Precision::F32);
+    let err = session.set_precision("bf16").unwrap_err().to_string();
+    assert_eq!(err, "precision: \"bf16\" is none of auto, f32, f16");
+}
+
+/// A model whose buffers pass the device's limit (the page gives WebGPU's) is refused before any
+/// weight is read, in words that name the limit; the model loaded before stays.
+#[test]
+fn a_model_past_the_buffer_limit_is_refused_naming_it() {
+    use plmscope::weights::detect::NamedFile;
+    let mut session = plmscope::session::Session::new(burn::tensor::Device::flex());
+    session.load_random_model().unwrap();
+    session.set_buffer_limit(64_000_000);
+    let (_, config, _) = WIDTHS[2];
+    let weights = random_hub_safetensors(config, WIDTHS_SEED);
+    let files = [NamedFile { name: "config.json", bytes: config.as_bytes() }, NamedFile { name: "model.safetensors", bytes: &weights[..1 << 20] }];
+    let err = session.model_stream_start(&files, "d1280").unwrap_err().to_string();
+    assert_eq!(err, "this model needs one buffer of 84.2 MB for the attention scores of its longest sequence, and this GPU binds at most 64.0 MB in one (its maxStorageBufferBindingSize, within maxBufferSize)");
+    assert_eq!(session.model_info().unwrap().d_model, 320);
+    session.set_buffer_limit(128 << 20); // WebGPU's guaranteed minimum: every ESM-2 up to 650M fits
+    assert_eq!(session.model_stream_start(&files, "d1280").unwrap(), Some(1));
 }
 
 fn sae_fixture(path: &str) -> String {
@@ -219,7 +259,7 @@ fn probe_circuit_and_concepts_from_files() {
 
     // The same circuit from the library.
     let device = burn::prelude::Device::flex();
-    let tiny = plmscope::weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device).unwrap().1;
+    let tiny = plmscope::weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device, Precision::F32).unwrap().1;
     let load = |p: &str| plmscope::weights::sae::load(plmscope::weights::sae::SaeSource::Pt { bytes: &std::fs::read(p).unwrap(), name: p, k: None }, 64, &device).unwrap();
     let saes: plmscope::sae::SaeSet = [(1, load(&l1)), (2, load(&l2))].into_iter().collect();
     let proteins = labels::read(&std::fs::read_to_string(&labels_path).unwrap()).unwrap().proteins;

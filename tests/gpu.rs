@@ -13,7 +13,9 @@ use std::process::Command;
 
 use burn::prelude::*;
 use common::*;
+use plmscope::device::Precision;
 use plmscope::esm::{EsmConfig, EsmModel};
+use plmscope::session::Session;
 use plmscope::weights::{self, random, safetensors, Vars};
 
 fn wgpu() -> Device {
@@ -30,12 +32,49 @@ fn esm2_on_wgpu_matches_transformers() {
     }
     assert_within("wgpu t6_8m batch", &pollster::block_on(compare(&t6, &device, &fx, &BATCH)));
     let fx = Fixture::read(TINY_OUTPUTS);
-    let (_, hub) = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device).unwrap();
-    let (_, pt) = weights::esm::from_fair_esm(TINY_PT, "esm2_tiny.pt", &device).unwrap();
+    let (_, hub) = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device, Precision::F32).unwrap();
+    let (_, pt) = weights::esm::from_fair_esm(TINY_PT, "esm2_tiny.pt", &device, Precision::F32).unwrap();
     for name in ALONE {
         assert_within("wgpu tiny hub", &pollster::block_on(compare(&hub, &device, &fx, &[name])));
         assert_within("wgpu tiny .pt", &pollster::block_on(compare(&pt, &device, &fx, &[name])));
     }
+}
+
+/// f16 weights, as the page holds 650M: t6_8M's shape and every real width (2 layers each),
+/// streamed as the hub serves them, against transformers' f32 at the f16 bounds.
+#[test]
+fn f16_weights_on_wgpu_match_transformers_within_the_f16_bounds() {
+    let device = wgpu();
+    assert!(plmscope::device::f16_available(&device), "lavapipe has shaderFloat16");
+    let t6 = EsmModel::load(&Vars::random(random::SEED, &device).with_precision(Precision::F16), &EsmConfig::from_json(T6_CONFIG).unwrap()).unwrap();
+    assert_eq!(t6.precision(), Precision::F16);
+    let fx = Fixture::read(T6_OUTPUTS);
+    assert_within_bounds("wgpu f16 t6_8m batch", &pollster::block_on(compare(&t6, &device, &fx, &BATCH)), F16_HIDDEN_TOL, F16_LOGITS_TOL);
+    for (d, config, outputs) in WIDTHS {
+        let mut stream = weights::esm::HubStream::new(EsmConfig::from_json(config).unwrap(), &device, Precision::F16);
+        for chunk in random_hub_safetensors(config, WIDTHS_SEED).chunks(1 << 20) {
+            stream.push(chunk).unwrap();
+        }
+        let (_, model) = stream.finish().unwrap();
+        assert_eq!(model.precision(), Precision::F16);
+        let fx = Fixture::read(outputs);
+        for name in FEW {
+            assert_within_bounds(&format!("wgpu f16 width {d}"), &pollster::block_on(compare(&model, &device, &fx, &[name])), F16_HIDDEN_TOL, F16_LOGITS_TOL);
+        }
+    }
+}
+
+/// `auto` takes f16 for 650M where the device has it, and only there; a choice stays across loads.
+#[test]
+fn auto_precision_takes_f16_for_650m_on_wgpu() {
+    let mut session = Session::new(wgpu());
+    assert_eq!(session.precision_for(&EsmConfig::esm2("650M").unwrap()), Precision::F16);
+    assert_eq!(session.precision_for(&EsmConfig::esm2("150M").unwrap()), Precision::F32);
+    session.set_precision("f32").unwrap();
+    assert_eq!(session.precision_for(&EsmConfig::esm2("650M").unwrap()), Precision::F32);
+    session.set_precision("f16").unwrap();
+    let info = session.load_random_model().unwrap();
+    assert_eq!((info.precision, session.precision_for(&EsmConfig::esm2("8M").unwrap())), (Precision::F16, Precision::F16));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use burn::prelude::*;
 use plmscope::analysis::labels;
+use plmscope::device::Precision;
 use plmscope::weights::{pickle, safetensors, sae};
 
 struct Counting;
@@ -96,7 +97,7 @@ fn no_loader_holds_more_than_its_bound() {
     check(
         "tiny model, on the device".into(),
         tiny.len(),
-        peak_of(|| plmscope::weights::esm::from_hub(common::TINY_CONFIG, tiny, &device)),
+        peak_of(|| plmscope::weights::esm::from_hub(common::TINY_CONFIG, tiny, &device, Precision::F32)),
     );
     // Labels: a features JSON of 20,000 examples, and a FASTA of 20,000 records.
     let example = r#"{"accession": "Q1", "sequence": "MKTAYIAKQRQISFVKSHFS", "behavior": "tm", "behavior_segments": [[0, 3]]}"#;
@@ -148,7 +149,7 @@ fn streamed_model(device: &Device, rows: &mut Vec<String>) -> Result<(), String>
     });
     let whole = peak_of(|| {
         let bytes = std::fs::read(&path).unwrap();
-        plmscope::weights::esm::from_hub(&config_json, &bytes, device).unwrap()
+        plmscope::weights::esm::from_hub(&config_json, &bytes, device, Precision::F32).unwrap()
     });
     std::fs::remove_dir_all(&dir).unwrap();
     let bound = len + 3 * largest + 2 * chunk + (1 << 20) + BASE;

@@ -4,6 +4,7 @@ mod common;
 
 use burn::prelude::*;
 use common::*;
+use plmscope::device::Precision;
 use plmscope::esm::{EsmConfig, EsmModel};
 use plmscope::weights::{self, random, LoadError, Vars};
 
@@ -33,7 +34,7 @@ fn t6_8m_padded_batch_matches_each_sequence_alone() {
 #[test]
 fn tiny_hub_safetensors_matches_transformers() {
     let fx = Fixture::read(TINY_OUTPUTS);
-    let (_, model) = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device()).unwrap();
+    let (_, model) = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device(), Precision::F32).unwrap();
     for name in ALONE {
         assert_within("tiny hub", &pollster::block_on(compare(&model, &device(), &fx, &[name])));
     }
@@ -45,7 +46,7 @@ fn tiny_hub_safetensors_matches_transformers() {
 fn every_real_width_streamed_from_hub_safetensors_matches_transformers() {
     for (d, config, outputs) in WIDTHS {
         let bytes = random_hub_safetensors(config, WIDTHS_SEED);
-        let mut stream = weights::esm::HubStream::new(config, &device()).unwrap();
+        let mut stream = weights::esm::HubStream::new(EsmConfig::from_json(config).unwrap(), &device(), Precision::F32);
         for chunk in bytes.chunks(1 << 20) {
             stream.push(chunk).unwrap();
         }
@@ -61,7 +62,7 @@ fn every_real_width_streamed_from_hub_safetensors_matches_transformers() {
 #[test]
 fn tiny_fair_esm_pt_matches_transformers() {
     let fx = Fixture::read(TINY_OUTPUTS);
-    let (config, model) = weights::esm::from_fair_esm(TINY_PT, "esm2_tiny.pt", &device()).unwrap();
+    let (config, model) = weights::esm::from_fair_esm(TINY_PT, "esm2_tiny.pt", &device(), Precision::F32).unwrap();
     assert_eq!(config, EsmConfig::from_json(TINY_CONFIG).unwrap());
     for name in ALONE {
         assert_within("tiny .pt", &pollster::block_on(compare(&model, &device(), &fx, &[name])));
@@ -77,7 +78,7 @@ fn load_edited(edit: impl Fn(&mut weights::TensorMap)) -> Result<(), LoadError> 
         .map(|(n, t)| (n, weights::safetensors::OutTensor::F32 { shape: t.shape, data: t.data }))
         .collect();
     let bytes = weights::safetensors::write(out).unwrap();
-    weights::esm::from_hub(TINY_CONFIG, &bytes, &device()).map(|_| ())
+    weights::esm::from_hub(TINY_CONFIG, &bytes, &device(), Precision::F32).map(|_| ())
 }
 
 #[test]
@@ -117,18 +118,18 @@ fn wrong_dtype_is_named() {
         })
         .collect();
     let bytes = weights::safetensors::write(out).unwrap();
-    let err = weights::esm::from_hub(TINY_CONFIG, &bytes, &device()).err().unwrap();
+    let err = weights::esm::from_hub(TINY_CONFIG, &bytes, &device(), Precision::F32).err().unwrap();
     assert_eq!(err.to_string(), "tensor `lm_head.bias` has dtype I64; the model needs floating-point weights (F32, F16, BF16)");
 }
 
 #[test]
 fn truncated_files_are_format_errors_not_panics() {
     let cut = &TINY_SAFETENSORS[..TINY_SAFETENSORS.len() - 1000];
-    let err = weights::esm::from_hub(TINY_CONFIG, cut, &device()).err().unwrap().to_string();
+    let err = weights::esm::from_hub(TINY_CONFIG, cut, &device(), Precision::F32).err().unwrap().to_string();
     assert!(err.starts_with("model.safetensors is not a readable safetensors file:"), "{err}");
-    let err = weights::esm::from_fair_esm(&TINY_PT[..TINY_PT.len() / 2], "half.pt", &device()).err().unwrap().to_string();
+    let err = weights::esm::from_fair_esm(&TINY_PT[..TINY_PT.len() / 2], "half.pt", &device(), Precision::F32).err().unwrap().to_string();
     assert!(err.starts_with("half.pt is not a readable torch .pt file"), "{err}");
-    let err = weights::esm::from_hub("{\"hidden_size\": 320", TINY_SAFETENSORS, &device()).err().unwrap().to_string();
+    let err = weights::esm::from_hub("{\"hidden_size\": 320", TINY_SAFETENSORS, &device(), Precision::F32).err().unwrap().to_string();
     assert!(err.starts_with("config.json is not valid JSON for an ESM model"), "{err}");
 }
 
@@ -148,7 +149,7 @@ fn transformers5_save_pretrained_names_load() {
     assert!(renamed.contains_key("esm.encoder.layer.1.LayerNorm.gamma"));
     let out = renamed.into_iter().map(|(n, t)| (n, weights::safetensors::OutTensor::F32 { shape: t.shape, data: t.data })).collect();
     let bytes = weights::safetensors::write(out).unwrap();
-    let (_, model) = weights::esm::from_hub(TINY_CONFIG, &bytes, &device()).unwrap();
+    let (_, model) = weights::esm::from_hub(TINY_CONFIG, &bytes, &device(), Precision::F32).unwrap();
     assert_within("tiny transformers-5 names", &pollster::block_on(compare(&model, &device(), &fx, &["masked"])));
 }
 

@@ -7,6 +7,7 @@ mod common;
 
 use burn::prelude::*;
 use common::synthetic::{recovered, synthetic, Synthetic, ACTIVE, D_IN, N_TRUE, TOKENS};
+use plmscope::device::Precision;
 use plmscope::device::read_f32;
 use plmscope::esm::Batch;
 use plmscope::train::{harvest::harvest, Recipe, TrainError, TrainOptions, Trainer};
@@ -117,7 +118,7 @@ fn bad_options_and_too_little_data_are_refused_with_the_reason() {
 #[test]
 fn harvest_takes_the_residue_rows_of_the_layer() {
     let device = Device::flex();
-    let model = plmscope::weights::esm::from_hub(common::TINY_CONFIG, common::TINY_SAFETENSORS, &device).unwrap().1;
+    let model = plmscope::weights::esm::from_hub(common::TINY_CONFIG, common::TINY_SAFETENSORS, &device, Precision::F32).unwrap().1;
     let records = plmscope::alphabet::parse_fasta(">a\nMKTAYIAKQR\n>b\nGSHMLE\n").unwrap();
     let rows = harvest(&model, &records, 2, usize::MAX, |_, _| {}).unwrap();
     assert_eq!(rows.dims(), [16, model.d_model()]);

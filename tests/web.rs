@@ -11,6 +11,7 @@ mod common;
 
 use burn::prelude::*;
 use common::*;
+use plmscope::device::Precision;
 use plmscope::esm::{EsmConfig, EsmModel};
 use plmscope::weights::{self, random, Vars};
 use wasm_bindgen::JsValue;
@@ -31,8 +32,8 @@ async fn check_all(label: &str, device: Device) {
     assert_within(&format!("{label} t6_8m batch"), &compare(&t6, &device, &fx, &BATCH).await);
 
     let fx = Fixture::read(TINY_OUTPUTS);
-    let (_, hub) = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device).unwrap();
-    let (_, pt) = weights::esm::from_fair_esm(TINY_PT, "esm2_tiny.pt", &device).unwrap();
+    let (_, hub) = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, &device, Precision::F32).unwrap();
+    let (_, pt) = weights::esm::from_fair_esm(TINY_PT, "esm2_tiny.pt", &device, Precision::F32).unwrap();
     for name in ALONE {
         assert_within(&format!("{label} tiny hub"), &compare(&hub, &device, &fx, &[name]).await);
         assert_within(&format!("{label} tiny .pt"), &compare(&pt, &device, &fx, &[name]).await);
@@ -121,6 +122,32 @@ async fn object_path(backend: &str) {
     assert_eq!(after["deltaLogprob"].as_array().unwrap().len(), 25);
     assert_eq!(after["downstream"]["layer"], 2);
     say!("{backend} object path: features and intervention within tolerance");
+}
+
+/// f16 weights where the adapter has `shader-f16` (at 650M's width, against transformers at the
+/// f16 bounds); elsewhere, as on the tests' SwiftShader and on the CPU build, a refusal in
+/// words and f32 under `auto`.
+#[wasm_bindgen_test]
+async fn f16_weights_where_the_adapter_has_shader_f16() {
+    use plmscope::web::Plmscope;
+    for backend in ["cpu", "webgpu"] {
+        let mut engine = Plmscope::create(backend.into()).await.map_err(JsValue::from).unwrap();
+        let plan: serde_json::Value = serde_wasm_bindgen::from_value(engine.plan_for("650M").map_err(JsValue::from).unwrap()).unwrap();
+        if !engine.f16_available() {
+            let err = JsValue::from(engine.set_precision("f16").unwrap_err());
+            let message = js_sys::Reflect::get(&err, &"message".into()).unwrap().as_string().unwrap();
+            assert!(message.starts_with("f16 weights need a GPU whose adapter has 16-bit floats (WebGPU's shader-f16)"), "{backend}: {message}");
+            assert_eq!((plan["precision"].as_str(), plan["weightBytes"].as_u64()), (Some("f32"), Some(2_604_170_372)), "{backend}");
+            say!("{backend}: no f16 here; refused in words, 650M planned in f32");
+            continue;
+        }
+        assert_eq!(plan["precision"], "f16");
+        let device = webgpu().await;
+        let (_, config, outputs) = WIDTHS[2];
+        let model = weights::esm::from_hub(config, &random_hub_safetensors(config, WIDTHS_SEED), &device, Precision::F16).unwrap().1;
+        let fx = Fixture::read(outputs);
+        assert_within_bounds("webgpu f16 width 1280", &compare(&model, &device, &fx, &FEW).await, F16_HIDDEN_TOL, F16_LOGITS_TOL);
+    }
 }
 
 #[wasm_bindgen_test]

@@ -52,6 +52,13 @@ const engine = createEngine({
   ready: (d) => {
     $('backend').textContent = d.backend === 'webgpu' ? 'WebGPU' : `CPU (WebAssembly${d.threads > 1 ? `, ${d.threads} threads` : ''})`;
     $('backend').className = `badge ${d.backend}`;
+    view.backend = d.backend;
+  },
+  // What each size would hold on the running engine at the chosen precision.
+  plans: (d) => {
+    view.plans = d.plans;
+    view.f16 = d.f16;
+    fillModelPicker();
   },
   note: (d) => setStatus(d.note),
 });
@@ -67,7 +74,9 @@ function onModelReady(info) {
   view.nLayers = info.nLayers;
   view.saeLayers.clear();
   view.modelStatus = `Model ready: ${info.nLayers} layers, d_model ${info.dModel} — ${info.source}`;
-  $('memory-note').textContent = info.wasmBytes === null ? '' : `The engine's wasm memory after loading (its peak so far): ${MB(info.wasmBytes)} (${$('backend').textContent}).`;
+  const refused = state.precision === 'f16' && info.precision !== 'f16' ? ' (f16 was asked, but this device has no 16-bit floats: WebGPU\'s shader-f16)' : '';
+  $('memory-note').textContent = (info.wasmBytes === null ? '' : `The engine's wasm memory after loading (its peak so far): ${MB(info.wasmBytes)} (${$('backend').textContent}). `) +
+    `Weights: ${info.precision}, ${MB(info.weightBytes)} ${view.backend === 'webgpu' ? 'on the GPU' : 'in the wasm memory'}${refused}.`;
   setStatus(view.modelStatus);
   showWeightsNote();
   showSelfCheck(info.selfCheck);
@@ -182,7 +191,7 @@ async function loadModel(source) {
   $('run').disabled = true;
   setStatus('Starting the model…');
   try {
-    const { result } = await engine.request('load-model', { source, backend: params.get('backend'), threads: Number(params.get('threads')) || undefined });
+    const { result } = await engine.request('load-model', { source, backend: params.get('backend'), threads: Number(params.get('threads')) || undefined, precision: state.precision });
     onModelReady(result);
   } catch (e) {
     if (source.kind === 'hub') loadModel({ kind: 'random', reason: `random weights: those from ${originLabel(new URL(source.hub ?? HUB).origin)} did not load (${e.message})` });
@@ -219,8 +228,14 @@ function fillModelPicker() {
   const sae = set
     ? `SAEs: ${set.repo}, ${set.dSae.toLocaleString('en')} features, ${MB(set.bytes)} per layer${set.k ? `, top-${set.k}` : ''}`
     : 'no SAE is published for this size: the demo SAE is random; drop one, or train one in Design';
+  $('precision').value = state.precision;
+  // The engine's plan once it runs (Session::plan_for); until then, what each precision takes.
+  const plan = view.backend === 'webgpu' ? view.plans?.[state.model] : null;
+  const gpu = plan
+    ? `on this GPU the weights are held in ${plan.precision}, ${MB(plan.weightBytes)}${view.f16 ? '' : ' (it has no shader-f16 for f16)'}`
+    : `on WebGPU the weights take ${MB(m.bytes)} of GPU memory in f32, about half in f16 where the GPU has shader-f16`;
   $('model-note').textContent = `${m.repo}: downloads ${MB(m.bytes)} once (then kept by this browser), streamed a tensor at a time; ` +
-    `the weights take ${MB(m.bytes)} of GPU memory on WebGPU; the CPU build holds this size in ${MB(m.cpuWasm)} of its 4 GiB wasm memory (measured). ${sae}.`;
+    `${gpu}; the CPU build holds this size in ${MB(m.cpuWasm)} of its 4 GiB wasm memory (measured). ${sae}.`;
 }
 
 async function changeWeights() {
@@ -231,6 +246,15 @@ async function changeWeights() {
 $('model').addEventListener('change', (e) => { state.model = e.target.value; state.saeSet = null; changeWeights(); });
 // Another set's SAEs replace this one's at every layer: the model is loaded again (from the cache).
 $('sae-set').addEventListener('change', (e) => { state.saeSet = e.target.value || null; changeWeights(); });
+// The shown model loaded again at the new precision; dropped files are not kept here to read again.
+$('precision').addEventListener('change', async (e) => {
+  state.precision = e.target.value;
+  writeUrl();
+  fillModelPicker();
+  if (params.get('weights') === 'random') loadModel({ kind: 'random', reason: 'asked for with ?weights=random' });
+  else if (view.hubModel) loadModel(await hubSource());
+  else setStatus(`${view.modelStatus ?? ''} (weights: ${state.precision} from the next model loaded)`);
+});
 
 $('model-files').addEventListener('change', (e) => {
   const files = [...e.target.files];

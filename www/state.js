@@ -1,5 +1,5 @@
 // What the page shows, mirrored in the URL so that a view can be shared.
-// ?model=650M&sae=interprot&seq=…&record=…&layer=…&f=…&edits=ablate:17;clamp:42=0.8@3-10&down=…&tool=atlas&weights=random
+// ?model=650M&sae=interprot&precision=f16&seq=…&record=…&layer=…&f=…&edits=ablate:17;clamp:42=0.8@3-10&down=…&tool=atlas&weights=random
 
 import { DEFAULT_MODEL, MODELS } from './loader.js';
 
@@ -8,6 +8,8 @@ export const state = {
   model: DEFAULT_MODEL,
   // One of that model's SAE sets (?sae=), null for its first.
   saeSet: null,
+  // How a GPU holds the model's dense weights (?precision=): one of PRECISIONS.
+  precision: 'auto',
   fasta: null,
   record: 0,
   layer: 3,
@@ -16,6 +18,9 @@ export const state = {
   downstream: null,
   tool: null,
 };
+
+/** The precisions the engine takes (src/session: Session::set_precision). */
+export const PRECISIONS = ['auto', 'f32', 'f16'];
 
 /** The tools that open beside the workspace, by their panel's id. */
 export const TOOLS = ['atlas', 'analysis', 'design'];
@@ -133,6 +138,7 @@ export function readUrl() {
   // Own keys only: ?model=constructor is no model.
   if (Object.hasOwn(MODELS, p.get('model') ?? '')) state.model = p.get('model');
   if (MODELS[state.model].saes.some((s) => s.id === p.get('sae'))) state.saeSet = p.get('sae');
+  if (PRECISIONS.includes(p.get('precision'))) state.precision = p.get('precision');
   if (p.has('seq') && p.get('seq').length <= MAX_SEQ_PARAM) state.fasta = p.get('seq');
   state.record = intIn(p.get('record'), 0, MAX_SEQ_PARAM) ?? 0;
   // Clamped to the model's layers once it has loaded.
@@ -149,6 +155,7 @@ export function writeUrl() {
   const set = (k, v) => (v === null || v === undefined || v === '' ? p.delete(k) : p.set(k, v));
   set('model', state.model === DEFAULT_MODEL ? null : state.model);
   set('sae', state.saeSet);
+  set('precision', state.precision === 'auto' ? null : state.precision);
   set('seq', state.fasta);
   set('record', state.record || null);
   set('layer', state.layer);

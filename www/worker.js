@@ -40,6 +40,21 @@ if (self.GPUAdapter) {
 }
 // Threads for the CPU build (`?threads=N`; all cores by default), kept for a move to the CPU build.
 let threadsWanted = navigator.hardwareConcurrency;
+// The precision the page asks for (?precision=), given to every engine this worker starts.
+let precisionWanted = 'auto';
+
+/** Gives the engine `precisionWanted` (f16 where it cannot be held: said, and auto instead), and
+ *  tells the page what each size would hold on it now. */
+function applyPrecision() {
+  try {
+    engine.setPrecision(precisionWanted);
+  } catch (e) {
+    postMessage({ status: 'note', note: `${e.message}; weights: auto` });
+    engine.setPrecision('auto');
+  }
+  const plans = Object.fromEntries(Object.keys(MODELS).map((size) => [size, engine.planFor(size)]));
+  postMessage({ status: 'plans', f16: engine.f16Available(), plans });
+}
 
 async function start(wanted) {
   // Load only the wasm that will run: the WebGPU build when an adapter exists, else the CPU one.
@@ -49,7 +64,10 @@ async function start(wanted) {
     try {
       engine = await wasm.Plmscope.create(kind);
       backend = kind;
+      // burn asks for the adapter's own limits: a model whose buffers pass them is refused in words.
+      if (kind === 'webgpu') engine.setBufferLimit(Math.min(adapter.limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize));
       postMessage({ status: 'ready', backend, threads });
+      applyPrecision();
       return;
     } catch (e) {
       postMessage({ status: 'note', note: `${kind} unavailable (${e.message}); trying the CPU build` });
@@ -308,10 +326,12 @@ async function ensureSae(layer) {
 }
 
 const handlers = {
-  async 'load-model'({ source, backend: wanted, threads }) {
+  async 'load-model'({ source, backend: wanted, threads, precision = 'auto' }) {
     // ?threads=N, within 1..the cores there are: a link must not start a thousand workers.
     if (Number.isFinite(threads)) threadsWanted = Math.min(Math.max(1, Math.floor(threads)), navigator.hardwareConcurrency);
+    precisionWanted = precision;
     if (!engine) await start(wanted);
+    else applyPrecision();
     let entry;
     if (source.kind === 'random') entry = { kind: 'model', random: true };
     else if (source.kind === 'files') entry = { kind: 'model', name: source.files.map((f) => f.name).join(', '), parts: source.files.map(filePart) };

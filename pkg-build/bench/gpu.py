@@ -13,6 +13,7 @@ there: plmscope runs the blocks after it from its cache, torch a full forward wi
 what a peer without that cache runs). torch's weights are its own random init of the same
 shapes: the times do not depend on the values.
 
+plmscope's GPU backends run twice: the dense layers' weights in f32 and in f16 (`-f16`).
 `--smoke` (CI, no GPU): plmscope on the CPU backend, on wgpu (a software Vulkan device will do)
 and on CUDA where there is a driver; 8M at tiny shapes; torch on the CPU where it is installed, else skipped.
 Peak memory: nvidia-smi's figure for the process (so with its CUDA or Vulkan context), and for
@@ -127,16 +128,18 @@ def bench_size(binary, size):
     if why:
         out(engine="torch", size=size, skipped=why)
     servers = {}
-    for backend in BACKENDS:
-        server = Plmscope(binary, os.cpu_count(), options=[f"--backend={backend}", f"--size={size}"])
-        # A backend the build lacks, or no device: the server ends at its first request.
+    # Each GPU backend twice: its dense weights in f32, and in f16 (`--precision f16`).
+    for backend, precision in [(b, p) for b in BACKENDS for p in (["f32"] if b == "cpu" else ["f32", "f16"])]:
+        name = f"plmscope-{backend}" + ("-f16" if precision == "f16" else "")
+        server = Plmscope(binary, os.cpu_count(), options=[f"--backend={backend}", f"--precision={precision}", f"--size={size}"])
+        # A backend the build lacks, no device, or no f16 on it: the server ends at its first request.
         try:
             server.ask({"case": "forward", "shape": "1x10"})
             server.ask({"run": True})
         except SystemExit as e:  # its words, from turns.Plmscope
-            out(engine=f"plmscope-{backend}", size=size, skipped=str(e))
+            out(engine=name, size=size, skipped=str(e))
             continue
-        servers[f"plmscope-{backend}"] = (server, GpuMemory(server.process.pid))
+        servers[name] = (server, GpuMemory(server.process.pid))
     engines, torch, device = torch_side if torch_side else ({}, None, None)
     for name, run in list(engines.items()):
         if isinstance(run, str):

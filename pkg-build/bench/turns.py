@@ -43,9 +43,9 @@ class Plmscope:
     run itself, so the pipe is outside the clock."""
 
     def __init__(self, binary, threads, reference=None, options=()):
-        """`options`: the CLI's own (`--backend wgpu`), then bench-cases' (`--size 650M`)."""
+        """`options`: the CLI's own (`--backend=wgpu`, `--precision=f16`), then bench-cases' (`--size=650M`)."""
         env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
-        front = [o for o in options if o.startswith("--backend")]
+        front = [o for o in options if o.startswith(("--backend", "--precision"))]
         args = [binary, *front, "bench-cases", "--serve", *[o for o in options if o not in front]]
         if reference:
             args += ["--reference", reference]

@@ -111,6 +111,13 @@ impl EsmConfig {
         self.hidden_size / self.num_attention_heads
     }
 
+    /// The dense layers' weights (query, key, value, output, fc1 and fc2 of every block and the
+    /// LM head's dense): nearly all of the model, and all that [`crate::device::Precision`] changes.
+    pub fn dense_weights(&self) -> usize {
+        let (d, f) = (self.hidden_size, self.intermediate_size);
+        self.num_hidden_layers * (4 * d * d + 2 * d * f) + d * d
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Unsupported(m));
         if self.position_embedding_type != "rotary" {

@@ -105,6 +105,14 @@ impl EsmModel {
         self.embeddings.word_embeddings.weight.dims()[1]
     }
 
+    /// How the dense layers' weights are held.
+    pub fn precision(&self) -> crate::device::Precision {
+        match self.lm_head.dense.weight.dtype() {
+            burn::tensor::DType::F16 => crate::device::Precision::F16,
+            _ => crate::device::Precision::F32,
+        }
+    }
+
     /// The device the weights live on, where every input of this model must be made.
     pub fn device(&self) -> Device {
         self.embeddings.word_embeddings.weight.device()

@@ -15,7 +15,7 @@ use crate::analysis::labels::{Annotated, LabelError};
 use crate::analysis::probe::Probe;
 use crate::analysis::atlas::{AtlasError, Identity};
 use crate::analysis::AnalysisError;
-use crate::device::{read_f32, DeviceError};
+use crate::device::{f16_available, read_f32, DeviceError, Precision};
 use crate::embed::{self, RecordOutput, ResiduePrediction};
 use crate::esm::{Activations, Batch, EsmConfig, EsmModel};
 use crate::features::{self, Reconstruction, SparseEncoded, SparseFeatures, UseError};
@@ -31,6 +31,9 @@ use crate::weights::{self, random, LoadError, Vars};
 pub const DEMO_SEED: u64 = random::SEED;
 /// Features of the offline demo's random SAEs (InterPLM-esm2-8m's width).
 pub const DEMO_D_SAE: usize = 10_240;
+/// Under `auto` precision, a model whose f32 dense weights pass this many bytes is held in f16
+/// where the device can: 650M (2.6 GB) is, 150M (0.6 GB) is not.
+pub const AUTO_F16_BYTES: usize = 1 << 30;
 /// Features listed per ranking in a [`FeaturesView`].
 pub const TOP_FEATURES: usize = 64;
 
@@ -57,6 +60,10 @@ pub enum SessionError {
     NoRecord { asked: usize, records: usize },
     #[error("downstream layer {downstream} must come after the edited layer {layer}")]
     Downstream { layer: usize, downstream: usize },
+    #[error("this model needs one buffer of {} for {what}, and this GPU binds at most {} in one (its maxStorageBufferBindingSize, within maxBufferSize)", mb(*.bytes), mb(*.limit))]
+    BufferLimit { what: &'static str, bytes: usize, limit: usize },
+    #[error("f16 weights need a GPU whose adapter has 16-bit floats (WebGPU's shader-f16); this device has none, so the model stays in f32")]
+    NoF16,
     #[error("{what}: {detail}")]
     Request { what: &'static str, detail: String },
     #[error(transparent)]
@@ -84,6 +91,23 @@ fn marked_random(config_json: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(config_json).is_ok_and(|v| v.get("plmscope_random_weights_seed").is_some())
 }
 
+/// What a model's weights take on its device: the dense layers' in `precision`, the rest in f32.
+fn weight_bytes(config: &EsmConfig, precision: Precision) -> usize {
+    let (d, f, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+    // Biases and layer norms: 4 projections, fc1, fc2, two norms per block; the head's dense, norm and bias; the final norm.
+    let rest = config.num_hidden_layers * (4 * d + f + d + 4 * d) + v * d + d + 2 * d + v + 2 * d;
+    let dense = match precision {
+        Precision::F32 => 4,
+        Precision::F16 => 2,
+    };
+    dense * config.dense_weights() + 4 * rest
+}
+
+/// `bytes` as the page writes sizes.
+fn mb(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
 /// The SHA-256 of the files the detector chose, in its order (config before weights).
 fn sha256_of(files: &[NamedFile<'_>], chosen: &[usize]) -> String {
     Identity::of("", &chosen.iter().map(|&i| files[i].bytes).collect::<Vec<_>>()).sha256
@@ -107,6 +131,18 @@ pub struct ModelInfo {
     /// SHA-256 of the files it was read from (of its seed, for the random demo): what an atlas
     /// names it by.
     pub sha256: String,
+    /// How its dense layers' weights are held on the device.
+    pub precision: Precision,
+    /// The GPU memory (or, on the CPU, the memory) its weights take, in bytes.
+    pub weight_bytes: usize,
+}
+
+/// What a model would hold once loaded ([`Session::plan_for`]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub precision: Precision,
+    pub weight_bytes: usize,
 }
 
 /// An SAE installed at a layer.
@@ -215,11 +251,90 @@ pub struct Session {
     /// What each installed SAE is, by layer.
     sae_infos: Vec<SaeInfo>,
     jobs: jobs::Jobs,
+    /// The precision asked for the next model; `None`: auto.
+    precision: Option<Precision>,
+    /// The largest buffer the device binds, where the caller has said (a WebGPU adapter's limits).
+    buffer_limit: Option<usize>,
 }
 
 impl Session {
     pub fn new(device: Device) -> Self {
-        Session { device, model: None, streaming: None, saes: SaeSet::default(), cache: None, labels: Vec::new(), probe: None, sae_infos: Vec::new(), jobs: jobs::Jobs::default() }
+        Session {
+            device,
+            model: None,
+            streaming: None,
+            saes: SaeSet::default(),
+            cache: None,
+            labels: Vec::new(),
+            probe: None,
+            sae_infos: Vec::new(),
+            jobs: jobs::Jobs::default(),
+            precision: None,
+            buffer_limit: None,
+        }
+    }
+
+    /// The most bytes the device binds in one buffer (WebGPU: the smaller of the adapter's
+    /// `maxStorageBufferBindingSize` and `maxBufferSize`): a model whose buffers pass it is refused
+    /// before it loads, in words that name the limit, rather than failing on the GPU.
+    pub fn set_buffer_limit(&mut self, bytes: usize) {
+        self.buffer_limit = Some(bytes);
+    }
+
+    /// Refuses a model of `config` in `precision` whose largest buffer passes the buffer limit:
+    /// its largest weight, or the attention scores or the feed-forward activations of one sequence
+    /// of the most tokens it takes.
+    fn check_fits(&self, config: &EsmConfig, precision: Precision) -> Result<()> {
+        let Some(limit) = self.buffer_limit else { return Ok(()) };
+        let (d, f, t) = (config.hidden_size, config.intermediate_size, config.max_position_embeddings);
+        let weight = match precision {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        };
+        let needs = [
+            ("its largest weight", weight * d * f),
+            ("the attention scores of its longest sequence", 4 * config.num_attention_heads * t * t),
+            ("the feed-forward activations of its longest sequence", 4 * t * f),
+        ];
+        match needs.into_iter().find(|&(_, bytes)| bytes > limit) {
+            Some((what, bytes)) => Err(SessionError::BufferLimit { what, bytes, limit }),
+            None => Ok(()),
+        }
+    }
+
+    /// The precision of the models loaded from now on: `"f32"`, `"f16"` (refused where the device
+    /// has no f16) or `"auto"` (f16 where the device has it and the f32 weights pass
+    /// [`AUTO_F16_BYTES`]). The loaded model keeps its own until the next load.
+    pub fn set_precision(&mut self, choice: &str) -> Result<()> {
+        self.precision = match choice {
+            "auto" => None,
+            "f32" => Some(Precision::F32),
+            "f16" if f16_available(&self.device) => Some(Precision::F16),
+            "f16" => return Err(SessionError::NoF16),
+            other => return Err(SessionError::Request { what: "precision", detail: format!("\"{other}\" is none of auto, f32, f16") }),
+        };
+        Ok(())
+    }
+
+    /// Whether this session's device can hold a model in f16.
+    pub fn f16_available(&self) -> bool {
+        f16_available(&self.device)
+    }
+
+    /// What the next load of ESM-2 `size` ("8M" … "15B") would hold, before anything is read.
+    pub fn plan_for(&self, size: &str) -> Result<Plan> {
+        let config = EsmConfig::esm2(size).ok_or_else(|| SessionError::Request { what: "ESM-2 size", detail: format!("\"{size}\" is none of 8M, 35M, 150M, 650M, 3B, 15B") })?;
+        let precision = self.precision_for(&config);
+        Ok(Plan { precision, weight_bytes: weight_bytes(&config, precision) })
+    }
+
+    /// The precision the next model of `config` gets (the page says it before the download).
+    pub fn precision_for(&self, config: &EsmConfig) -> Precision {
+        match self.precision {
+            Some(p) => p,
+            None if f16_available(&self.device) && 4 * config.dense_weights() > AUTO_F16_BYTES => Precision::F16,
+            None => Precision::F32,
+        }
     }
 
     fn loaded(&self) -> Result<&Loaded> {
@@ -245,8 +360,11 @@ impl Session {
     }
 
     fn install_model(&mut self, config: EsmConfig, model: EsmModel, name: String, random_weights: bool, random_checkpoint: bool, sha256: String) -> ModelInfo {
+        let precision = model.precision();
         let info = ModelInfo {
             sha256,
+            precision,
+            weight_bytes: weight_bytes(&config, precision),
             name,
             n_layers: config.num_hidden_layers,
             d_model: config.hidden_size,
@@ -255,7 +373,9 @@ impl Session {
             random_checkpoint,
         };
         // Everything else was made for the previous model: its width, its layers.
+        let (asked, limit) = (self.precision, self.buffer_limit);
         *self = Session::new(self.device.clone());
+        (self.precision, self.buffer_limit) = (asked, limit);
         self.model = Some(Loaded { model, info: info.clone() });
         info
     }
@@ -268,11 +388,18 @@ impl Session {
         let (config, model, random_checkpoint) = match detected {
             ModelFiles::Hub { config, weights } => {
                 let text = detect::text(&files[config])?;
-                let (c, m) = weights::esm::from_hub(text, files[weights].bytes, &self.device)?;
+                let parsed = EsmConfig::from_json(text).map_err(LoadError::from)?;
+                let precision = self.precision_for(&parsed);
+                self.check_fits(&parsed, precision)?;
+                let (c, m) = weights::esm::from_hub(text, files[weights].bytes, &self.device, precision)?;
                 (c, m, marked_random(text))
             }
             ModelFiles::FairEsm { pt } => {
-                let (c, m) = weights::esm::from_fair_esm(files[pt].bytes, files[pt].name, &self.device)?;
+                let (c, tensors) = weights::esm::read_fair_esm(files[pt].bytes, files[pt].name)?;
+                let precision = self.precision_for(&c);
+                self.check_fits(&c, precision)?;
+                let vars = Vars::from_map(tensors, files[pt].name, &self.device).with_precision(precision);
+                let m = EsmModel::load(&vars, &c)?;
                 (c, m, false)
             }
         };
@@ -289,7 +416,10 @@ impl Session {
         self.streaming = None;
         let ModelFiles::Hub { config, weights } = detect::model_files(files)? else { return Ok(None) };
         let text = detect::text(&files[config])?;
-        let stream = weights::esm::HubStream::new(text, &self.device)?;
+        let parsed = EsmConfig::from_json(text).map_err(LoadError::from)?;
+        let precision = self.precision_for(&parsed);
+        self.check_fits(&parsed, precision)?;
+        let stream = weights::esm::HubStream::new(parsed, &self.device, precision);
         let sha256 = sha2::Sha256::new_with_prefix(files[config].bytes);
         self.streaming = Some(Streaming { stream, name: name.to_string(), sha256, random_checkpoint: marked_random(text), received: 0 });
         Ok(Some(weights))
@@ -321,7 +451,8 @@ impl Session {
     /// The offline demo: esm2_t6_8M with the deterministic random weights of [`DEMO_SEED`].
     pub fn load_random_model(&mut self) -> Result<ModelInfo> {
         let config = EsmConfig::esm2_t6_8m();
-        let model = EsmModel::load(&Vars::random(DEMO_SEED, &self.device), &config)?;
+        let vars = Vars::random(DEMO_SEED, &self.device).with_precision(self.precision_for(&config));
+        let model = EsmModel::load(&vars, &config)?;
         let name = format!("random weights ({} layers, d_model {})", config.num_hidden_layers, config.hidden_size);
         let sha256 = Identity::of(&name, &[format!("plmscope random esm2_t6_8M, seed {DEMO_SEED}").as_bytes()]).sha256;
         Ok(self.install_model(config, model, name, true, false, sha256))

@@ -5,12 +5,14 @@ use burn::prelude::*;
 
 use super::pickle::{self, Value};
 use super::stream::SafetensorsStream;
-use super::{rename, DeviceStore, LoadError, Vars};
+use super::{rename, DeviceStore, LoadError, TensorMap, Vars};
+use crate::device::Precision;
 use crate::esm::{EsmConfig, EsmModel};
 
-/// A hub model: `config.json` text and `model.safetensors` bytes (hub or transformers-5 names).
-pub fn from_hub(config_json: &str, model_safetensors: &[u8], device: &Device) -> Result<(EsmConfig, EsmModel), LoadError> {
-    let mut stream = HubStream::new(config_json, device)?;
+/// A hub model: `config.json` text and `model.safetensors` bytes (hub or transformers-5 names),
+/// its dense layers' weights in `precision`.
+pub fn from_hub(config_json: &str, model_safetensors: &[u8], device: &Device, precision: Precision) -> Result<(EsmConfig, EsmModel), LoadError> {
+    let mut stream = HubStream::new(EsmConfig::from_json(config_json)?, device, precision);
     stream.push(model_safetensors)?;
     stream.finish()
 }
@@ -24,8 +26,8 @@ pub struct HubStream {
 }
 
 impl HubStream {
-    pub fn new(config_json: &str, device: &Device) -> Result<Self, LoadError> {
-        Ok(Self { config: EsmConfig::from_json(config_json)?, stream: SafetensorsStream::new("model.safetensors"), store: DeviceStore::new(device) })
+    pub fn new(config: EsmConfig, device: &Device, precision: Precision) -> Self {
+        Self { config, stream: SafetensorsStream::new("model.safetensors"), store: DeviceStore::new(device, precision) }
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), LoadError> {
@@ -58,9 +60,17 @@ fn is_linear_weight(name: &str, shape: &[usize]) -> bool {
     shape.len() == 2 && name.ends_with(".weight") && !name.ends_with("word_embeddings.weight")
 }
 
-/// A fair-esm ESM-2 checkpoint (`{"model": state_dict, "cfg": {"model": Namespace}}`); the
-/// configuration comes from `cfg.model`, the sizes it leaves out from the tensors.
-pub fn from_fair_esm(pt: &[u8], source_name: &str, device: &Device) -> Result<(EsmConfig, EsmModel), LoadError> {
+/// A fair-esm ESM-2 checkpoint (`{"model": state_dict, "cfg": {"model": Namespace}}`), its dense
+/// layers' weights in `precision`.
+pub fn from_fair_esm(pt: &[u8], source_name: &str, device: &Device, precision: Precision) -> Result<(EsmConfig, EsmModel), LoadError> {
+    let (config, tensors) = read_fair_esm(pt, source_name)?;
+    let model = EsmModel::load(&Vars::from_map(tensors, source_name, device).with_precision(precision), &config)?;
+    Ok((config, model))
+}
+
+/// The configuration and the tensors (in hub naming) of a fair-esm checkpoint: the configuration
+/// comes from `cfg.model`, the sizes it leaves out from the tensors.
+pub fn read_fair_esm(pt: &[u8], source_name: &str) -> Result<(EsmConfig, TensorMap), LoadError> {
     let mut root = pickle::load_pt(pt, source_name)?;
     let bad = |detail: &str| LoadError::Format { source_name: source_name.to_string(), format: "fair-esm checkpoint", detail: detail.to_string() };
     let state = root.remove("model").ok_or_else(|| bad("no \"model\" state dict at the top level"))?;
@@ -80,6 +90,5 @@ pub fn from_fair_esm(pt: &[u8], source_name: &str, device: &Device) -> Result<(E
     config.intermediate_size = int("encoder_ffn_embed_dim").unwrap_or(4 * config.hidden_size);
     config.token_dropout = cfg.and_then(|c| c.get("token_dropout")).and_then(Value::as_int).is_none_or(|v| v != 0);
     let config = EsmConfig::from_json(&serde_json::to_string(&config).expect("config serialises"))?;
-    let model = EsmModel::load(&Vars::from_map(tensors, source_name, device), &config)?;
-    Ok((config, model))
+    Ok((config, tensors))
 }

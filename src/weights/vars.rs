@@ -7,6 +7,7 @@ use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 
 use super::{LoadError, RawTensor, TensorMap};
+use crate::device::Precision;
 
 /// Where [`Vars`] takes its tensors from.
 enum Source {
@@ -34,11 +35,13 @@ struct OnDevice {
 pub struct DeviceStore {
     tensors: HashMap<String, OnDevice>,
     device: Device,
+    precision: Precision,
 }
 
 impl DeviceStore {
-    pub fn new(device: &Device) -> Self {
-        Self { tensors: HashMap::new(), device: device.clone() }
+    /// `precision` is that of the dense-layer weights (those stored transposed).
+    pub fn new(device: &Device, precision: Precision) -> Self {
+        Self { tensors: HashMap::new(), device: device.clone(), precision }
     }
 
     /// Moves `t` to the device under `name`; `transposed` stores a `[rows, cols]` matrix as
@@ -52,7 +55,11 @@ impl DeviceStore {
                 _ => t.data,
             };
             let n = data.len();
-            let flat = Tensor::from_data(TensorData::new(data, [n]), &self.device);
+            let data = TensorData::new(data, [n]);
+            // Converted on the host, so that the f32 copy never reaches the device.
+            let data = if transposed && self.precision == Precision::F16 { data.convert::<half::f16>() } else { data };
+            let dtype = data.dtype();
+            let flat = Tensor::from_data(data, (&self.device, dtype));
             // A GPU backend queues up to 32 writes, each holding its bytes in host (wasm)
             // memory: handed to the queue now, a streamed model never holds more than one.
             self.device.flush().map_err(|e| LoadError::Device { name: name.clone(), detail: e.to_string() })?;
@@ -65,7 +72,7 @@ impl DeviceStore {
     }
 
     pub fn into_vars(self, source_name: &str) -> Vars {
-        Vars::new(Source::Device { tensors: self.tensors, name: source_name.to_string() }, &self.device)
+        Vars::new(Source::Device { tensors: self.tensors, name: source_name.to_string() }, &self.device).with_precision(self.precision)
     }
 }
 
@@ -102,6 +109,8 @@ pub struct Vars {
     source: Rc<Source>,
     prefix: String,
     device: Device,
+    /// Of the weights [`Vars::linear`] builds.
+    precision: Precision,
 }
 
 impl Vars {
@@ -118,7 +127,12 @@ impl Vars {
     }
 
     fn new(source: Source, device: &Device) -> Self {
-        Self { source: Rc::new(source), prefix: String::new(), device: device.clone() }
+        Self { source: Rc::new(source), prefix: String::new(), device: device.clone(), precision: Precision::F32 }
+    }
+
+    /// The same weights, with [`Vars::linear`]'s weights in `precision`.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { precision, ..self }
     }
 
     /// The tensors a random `Vars` has handed out so far (empty for other sources).
@@ -140,7 +154,7 @@ impl Vars {
         } else {
             format!("{}.{}", self.prefix, segment.as_ref())
         };
-        Self { source: self.source.clone(), prefix, device: self.device.clone() }
+        Self { source: self.source.clone(), prefix, device: self.device.clone(), precision: self.precision }
     }
 
     fn full(&self, name: &str) -> String {
@@ -208,10 +222,15 @@ impl Vars {
         Ok(Tensor::from_data(TensorData::new(transpose(&t.data, rows, cols), [cols, rows]), &self.device))
     }
 
-    /// A torch `nn.Linear` (`weight [out, in]`, `bias [out]`) as burn's `Linear` (`weight [in, out]`).
+    /// A torch `nn.Linear` (`weight [out, in]`, `bias [out]`) as burn's `Linear` (`weight [in, out]`),
+    /// its weight in the precision of these `Vars` (its bias in f32).
     pub fn linear(&self, name: &str, d_in: usize, d_out: usize) -> Result<Linear, LoadError> {
         let vars = self.pp(name);
         let weight = vars.tensor_transposed("weight", [d_out, d_in])?; // [d_in, d_out]
+        let weight = match self.precision {
+            Precision::F32 => weight,
+            Precision::F16 => weight.cast(burn::tensor::FloatDType::F16), // a no-op for a streamed weight
+        };
         let bias = vars.tensor("bias", [d_out])?;
         Ok(Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) })
     }

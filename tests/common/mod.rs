@@ -31,6 +31,11 @@ use plmscope::weights::{safetensors, RawTensor, TensorMap};
 
 pub const HIDDEN_TOL: f32 = 1e-4;
 pub const LOGITS_TOL: f32 = 5e-4;
+/// The bounds for f16 weights (`Precision::F16`) against transformers' f32: each dense layer's
+/// input and weights rounded to f16 (a relative 2⁻¹¹ each). Twice the worst seen on lavapipe
+/// (hidden 1.2e-2, logits 7.6e-2), about 1% of the fixtures' rms (hidden ≈ 1–2, logits 10–20).
+pub const F16_HIDDEN_TOL: f32 = 2.5e-2;
+pub const F16_LOGITS_TOL: f32 = 0.15;
 
 pub const TINY_CONFIG: &str = include_str!("../reference/fixtures/tiny/config.json");
 pub const TINY_SAFETENSORS: &[u8] = include_bytes!("../reference/fixtures/tiny/model.safetensors");
@@ -160,11 +165,16 @@ pub async fn compare(model: &EsmModel, device: &Device, fx: &Fixture, names: &[&
 
 /// Asserts the tolerances on a report, printing every figure.
 pub fn assert_within(label: &str, report: &[(String, Diffs)]) {
+    assert_within_bounds(label, report, HIDDEN_TOL, LOGITS_TOL);
+}
+
+/// [`assert_within`] at other bounds (f16 weights: [`F16_HIDDEN_TOL`], [`F16_LOGITS_TOL`]).
+pub fn assert_within_bounds(label: &str, report: &[(String, Diffs)], hidden_tol: f32, logits_tol: f32) {
     for (name, d) in report {
         say!("{label} {name}: max|Δ| hidden {:.2e} residual {:.2e} logits {:.2e}", d.hidden, d.residual, d.logits);
     }
     for (name, d) in report {
-        assert!(d.hidden <= HIDDEN_TOL && d.residual <= HIDDEN_TOL, "{label} {name}: hidden states off by {:.2e}/{:.2e}", d.hidden, d.residual);
-        assert!(d.logits <= LOGITS_TOL, "{label} {name}: logits off by {:.2e}", d.logits);
+        assert!(d.hidden <= hidden_tol && d.residual <= hidden_tol, "{label} {name}: hidden states off by {:.2e}/{:.2e}", d.hidden, d.residual);
+        assert!(d.logits <= logits_tol, "{label} {name}: logits off by {:.2e}", d.logits);
     }
 }

@@ -6,6 +6,7 @@
 
 use burn::prelude::*;
 use plmscope::analysis::labels::{Annotated, Segment};
+use plmscope::device::Precision;
 use plmscope::device::read_f32;
 use plmscope::esm::{Batch, EsmModel};
 use plmscope::features;
@@ -73,7 +74,7 @@ fn sae(w_enc: Vec<f32>, b_enc: Vec<f32>, w_dec: Vec<f32>, d: usize, device: &Dev
 }
 
 pub async fn planted(proteins: usize, length: usize, device: &Device) -> Planted {
-    let model = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, device).unwrap().1;
+    let model = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, device, Precision::F32).unwrap().1;
     let d = model.d_model();
     let mut rng = Rng(0x91A7_7ED0);
     let aa = b"ACDEFGHIKLMNPQRSTVWY";
@@ -146,7 +147,7 @@ pub struct Motif {
 }
 
 pub async fn motif(proteins: usize, device: &Device) -> Motif {
-    let model = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, device).unwrap().1;
+    let model = weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, device, Precision::F32).unwrap().1;
     let d = model.d_model();
     let mut rng = Rng(0x3070_71F5);
     let aa = b"ACDEFGHIKLMNPQRSTVY";

@@ -1,6 +1,7 @@
 //! SAE fixtures (tests/reference/generate_sae.py) and their comparison, native and in wasm.
 
 use burn::prelude::*;
+use plmscope::device::Precision;
 use plmscope::device::read_f32;
 use plmscope::esm::{Batch, EsmConfig, EsmModel};
 use plmscope::features;
@@ -79,7 +80,7 @@ pub fn cases() -> Vec<Case> {
 
 pub fn model(on: On, device: &Device) -> EsmModel {
     match on {
-        On::Tiny => weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, device).unwrap().1,
+        On::Tiny => weights::esm::from_hub(TINY_CONFIG, TINY_SAFETENSORS, device, Precision::F32).unwrap().1,
         On::T6 => EsmModel::load(&Vars::random(random::SEED, device), &EsmConfig::from_json(T6_CONFIG).unwrap()).unwrap(),
     }
 }

@@ -312,7 +312,8 @@ test('ESM-2 650M\'s width streamed from the hub: the picker shows the sizes firs
   const size = readFileSync(join(dir, 'model.safetensors')).length;
   const hub = encodeURIComponent(`${base}tests/e2e/artifacts/hub`);
   for (const webgpu of [true, false]) {
-    const { browser, page, errors } = await open(`?model=650M&hub=${hub}${webgpu ? '' : '&backend=cpu&threads=1'}`, webgpu);
+    // On WebGPU the link asks for f16, which the tests' SwiftShader adapter (no shader-f16) refuses.
+    const { browser, page, errors } = await open(`?model=650M&hub=${hub}${webgpu ? '&precision=f16' : '&backend=cpu&threads=1'}`, webgpu);
     try {
       // Before anything arrives: the size, the download and what it holds.
       assert.equal(await page.inputValue('#model'), '650M');
@@ -320,6 +321,16 @@ test('ESM-2 650M\'s width streamed from the hub: the picker shows the sizes firs
       assert.match(await page.textContent('#model-note'), /^facebook\/esm2_t33_650M_UR50D: downloads 2\.61 GB once .*SAEs: Elana\/InterPLM-esm2-650m, 10,240 features, 105\.0 MB per layer\.$/);
       await waitText(page, 'status', /^Model ready: 4 layers, d_model 1280 — facebook\/esm2_t33_650M_UR50D from http:\/\/127\.0\.0\.1:\d+$/);
       const note = await page.textContent('#memory-note');
+      // The engine's own count of the weights it holds (Session::plan_for): the 4-layer model's,
+      // f32 on either backend here; the picker then says what 650M itself would take.
+      assert.match(note, webgpu
+        ? /Weights: f32, 321\.6 MB on the GPU \(f16 was asked, but this device has no 16-bit floats: WebGPU's shader-f16\)\.$/
+        : /Weights: f32, 321\.6 MB in the wasm memory\.$/);
+      if (webgpu) {
+        assert.equal(await page.inputValue('#precision'), 'f16');
+        assert.match(page.url(), /[?&]precision=f16(&|$)/);
+        assert.match(await page.textContent('#model-note'), /; on this GPU the weights are held in f32, 2\.60 GB \(it has no shader-f16 for f16\);/);
+      }
       const mb = Number(/: ([0-9.]+) MB/.exec(note)[1]) * 1e6;
       console.log(`# ${webgpu ? 'WebGPU' : 'CPU'}: ${note} (model.safetensors: ${(size / 1e6).toFixed(1)} MB)`);
       // On WebGPU the weights live on the device: the wasm holds the tensor being filled, its

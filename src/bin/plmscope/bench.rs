@@ -275,7 +275,7 @@ fn bench(residues: usize, d_sae: usize, repeats: usize, device: &Device) -> Resu
 
 fn bench_cases(cases: &[plmscope::bench::Case], shapes: &[String], config: &EsmConfig, reference: Option<&Path>, serve: bool, device: &Device) -> Result<(), Error> {
     use plmscope::bench::{self, Case};
-    let (model, sae) = bench::model_and_sae(device, config)?;
+    let (model, sae) = bench::model_and_sae(device, config, crate::io::precision_for(config))?;
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     if let Some(path) = reference {
         let want = safetensors::read(&read(path)?, &path.display().to_string())?.remove("logits").ok_or("no `logits` in the reference")?;
@@ -336,7 +336,7 @@ fn serve_cases(model: &EsmModel, sae: &Sae, config: &EsmConfig) -> Result<(), Er
 
 fn bench_memory(residues: usize, device: &Device) -> Result<(), Error> {
     use plmscope::bench;
-    let model = bench::model(device, &EsmConfig::esm2_t6_8m())?;
+    let model = bench::model(device, &EsmConfig::esm2_t6_8m(), plmscope::device::Precision::F32)?;
     let saes = bench::saes_at_every_layer(&model, device)?;
     // The loaders' buffers are freed by now, but this binary keeps freed memory (keep_freed_memory):
     // hand it back so that the figure is what the weights hold.

@@ -86,12 +86,27 @@ impl Heads {
 
 thread_local! {
     static DEVICE: std::cell::OnceCell<Device> = const { std::cell::OnceCell::new() };
+    static PRECISION: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
 }
 
-/// Chooses the device every verb runs on (`--backend`: cpu, wgpu, cuda), once, before any verb.
-pub fn set_backend(name: &str) -> Result<(), Error> {
+/// Chooses the device every verb runs on (`--backend`: cpu, wgpu, cuda) and the precision of the
+/// models it opens (`--precision`), once, before any verb; a precision the device cannot hold is
+/// refused here, before any model is read.
+pub fn set_backend(name: &str, precision: &str) -> Result<(), Error> {
     let device = pollster::block_on(plmscope::device::create(name))?;
+    Session::new(device.clone()).set_precision(precision)?;
+    PRECISION.with(|p| p.set(precision.to_string())).map_err(|_| "the precision is chosen once")?;
     DEVICE.with(|d| d.set(device)).map_err(|_| "the backend is chosen once".into())
+}
+
+/// The precision `--precision` gives a model of `config` on the chosen device.
+#[cfg(feature = "bench")]
+pub fn precision_for(config: &plmscope::esm::EsmConfig) -> plmscope::device::Precision {
+    let mut session = Session::new(device());
+    if let Some(precision) = PRECISION.with(|p| p.get().cloned()) {
+        session.set_precision(&precision).expect("checked by set_backend");
+    }
+    session.precision_for(config)
 }
 
 /// The device `--backend` chose (the CPU where none was).
@@ -104,6 +119,9 @@ pub fn device() -> Device {
 pub fn open(model: &Path) -> Result<Session, Error> {
     use std::io::Read;
     let mut session = Session::new(device());
+    if let Some(precision) = PRECISION.with(|p| p.get().cloned()) {
+        session.set_precision(&precision)?;
+    }
     let heads = Heads::of(model)?;
     let name = model.display().to_string();
     let Some(weights) = session.model_stream_start(&heads.files(), &name)? else {

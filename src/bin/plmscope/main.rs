@@ -20,6 +20,11 @@ struct Cli {
     /// `--features wgpu`) or CUDA (`--features cuda`).
     #[arg(long, global = true, default_value = "cpu", value_parser = ["cpu", "wgpu", "cuda"])]
     backend: String,
+    /// How the model's dense-layer weights are held on a GPU backend: f16 halves their memory
+    /// (its bounds against f32 are in the README); auto takes f16 for models whose f32 weights
+    /// pass 1 GiB (650M) where the GPU has 16-bit floats. The CPU keeps f32.
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "f32", "f16"])]
+    precision: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,7 +104,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> Result<(), io::Error> {
-    io::set_backend(&cli.backend)?;
+    io::set_backend(&cli.backend, &cli.precision)?;
     match cli.command {
         Command::Embed(a) => sequences::embed(a),
         Command::Features(a) => sequences::features(a),
