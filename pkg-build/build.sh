@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Builds the page: its JavaScript bundle and the three WebAssembly packages the page chooses between, so that a visitor downloads only
-# the one that will run: www/pkg/gpu (burn-wgpu on WebGPU, with the CPU backend inside so a lost
-# device can fall back without another download; the same features as the browser tests, so the
-# two share compiled dependencies), www/pkg/cpu (burn's Flex CPU backend alone, about a tenth of
-# the size, for browsers without WebGPU) and www/pkg/cpu-threads (the same on several threads,
-# for a cross-origin isolated page). wasm-opt comes from the npm package binaryen (Debian's
+# the one that will run: www/pkg/gpu (burn-wgpu on WebGPU alone: a lost device moves the worker to
+# the CPU package, as a browser without WebGPU starts on it), www/pkg/cpu (burn's Flex CPU backend
+# alone, for browsers without WebGPU) and www/pkg/cpu-threads (the same on several threads, for a
+# cross-origin isolated page). wasm-opt comes from the npm package binaryen (Debian's
 # is too old: its output fails to load).
 # PLMSCOPE_BENCH=1 builds the same three with the `bench` feature (the speed suite's cases,
 # benchPrepare/benchRun) as www/pkg/bench-{gpu,cpu,cpu-threads} for pkg-build/bench/ instead:
@@ -40,7 +39,7 @@ build() { # name, cargo features
   rm -f "www/pkg/$prefix$1/.gitignore"
   opt "www/pkg/$prefix$1/plmscope_bg.wasm"
 }
-build gpu cpu,webgpu
+build gpu webgpu
 build cpu cpu
 # www/pkg/cpu-threads: the CPU build on rayon's Web Workers, for a cross-origin isolated page
 # (sw.js makes it so). Threads share the wasm memory, which needs std rebuilt with atomics: a

@@ -59,6 +59,20 @@ fn every_real_width_streamed_from_hub_safetensors_matches_transformers() {
     }
 }
 
+/// 650M's width through the fair-esm path: the same random weights as the hub fixture, written as
+/// fair-esm's published checkpoints name them (`encoder.sentence_encoder.*`, `encoder.lm_head.*`).
+#[test]
+fn fair_esm_pt_at_650m_width_matches_transformers() {
+    let (d, config, outputs) = WIDTHS[2];
+    let pt = common::fair_esm::random_fair_esm_pt(config, WIDTHS_SEED);
+    let (read, model) = weights::esm::from_fair_esm(&pt, "esm2_d1280.pt", &device(), Precision::F32).unwrap();
+    assert_eq!(read, EsmConfig::from_json(config).unwrap());
+    let fx = Fixture::read(outputs);
+    for name in FEW {
+        assert_within(&format!("width {d} .pt"), &pollster::block_on(compare(&model, &device(), &fx, &[name])));
+    }
+}
+
 #[test]
 fn tiny_fair_esm_pt_matches_transformers() {
     let fx = Fixture::read(TINY_OUTPUTS);

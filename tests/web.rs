@@ -46,6 +46,11 @@ async fn check_all(label: &str, device: Device) {
         let fx = Fixture::read(outputs);
         assert_within(&format!("{label} width {d} batch"), &compare(&model, &device, &fx, &FEW).await);
     }
+    // 650M's width through the fair-esm path too, at 32 bits.
+    let (d, config, outputs) = WIDTHS[2];
+    let pt = common::fair_esm::random_fair_esm_pt(config, WIDTHS_SEED);
+    let (_, model) = weights::esm::from_fair_esm(&pt, "esm2_d1280.pt", &device, Precision::F32).unwrap();
+    assert_within(&format!("{label} width {d} .pt batch"), &compare(&model, &device, &Fixture::read(outputs), &FEW).await);
 }
 
 #[wasm_bindgen_test]

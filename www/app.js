@@ -431,6 +431,7 @@ function renderFeaturePanel() {
     Object.entries(attrs).forEach(([k, val]) => r.setAttribute(k, val));
     return r;
   };
+  const letters = residueLetters();
   svg.replaceChildren(...values.map((v, i) => {
     const g = document.createElementNS(SVGNS, 'g');
     const h = (56 * v) / max;
@@ -439,7 +440,7 @@ function renderFeaturePanel() {
     slot.onmouseleave = () => { markResidue(null); structure.highlight(null); };
     slot.onclick = () => editAt(i);
     const t = document.createElementNS(SVGNS, 'title');
-    t.textContent = `residue ${i + 1} ${residueLetters()[i]}: ${v.toFixed(3)}`;
+    t.textContent = `residue ${i + 1} ${letters[i]}: ${v.toFixed(3)}`;
     slot.append(t);
     g.append(rect('bar', { x: i * bw, y: 58 - h, width: Math.max(bw - 0.5, 0.5), height: h }), slot);
     return g;

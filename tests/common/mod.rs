@@ -16,6 +16,7 @@ macro_rules! say {
     }};
 }
 
+pub mod fair_esm;
 pub mod hostile;
 pub mod planted;
 pub mod sae;
