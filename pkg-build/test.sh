@@ -12,7 +12,8 @@ cargo test --release
 
 echo "== the native wgpu backend (Vulkan; here Mesa's software device, lavapipe) against the same fixtures"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-cargo test --release --features wgpu --test gpu
+# One test at a time: the f16 test counts the device memory its models hold.
+cargo test --release --features wgpu --test gpu -- --test-threads=1
 
 echo "== the GPU benchmark, end to end on tiny shapes: the binary it takes to a GPU, on the CPU and lavapipe"
 smoke="$(pkg-build/bench/gpu.sh --smoke)"
