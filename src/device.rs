@@ -16,8 +16,9 @@ pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, DeviceEr
 }
 
 /// How ESM-2's dense-layer weights are held on the device and multiplied. Everything else (the
-/// residual stream, layer norms, softmax, GELU, the embeddings and the SAEs) stays in f32, as in
-/// transformers' fp16 inference with its f32 norms; f16 halves the GPU memory of the weights.
+/// residual stream, layer norms, softmax, GELU, the embeddings and the SAEs) stays in f32, the
+/// split torch's autocast makes (matmuls in f16, norms and softmax in f32); f16 halves the GPU
+/// memory of the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
@@ -25,6 +26,16 @@ pub enum Precision {
     /// Weights stored in f16; each dense layer's input is rounded to f16 and its product
     /// returned to f32 before the bias.
     F16,
+}
+
+impl Precision {
+    /// Bytes per dense-layer weight.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
 }
 
 /// Whether `device` holds and multiplies f16 tensors: a GPU backend whose adapter has 16-bit

@@ -8,13 +8,17 @@
 // this machine's speed drifts by ±15–50 % over seconds, and engines timed one after the other
 // would each see a different spell.
 //   node browser.mjs ONNX_DIR [--webgpu]
-// BENCH_SHAPES=1x100,1x300 and BENCH_ENGINES=plmscope-wasm,onnxruntime-web narrow a run.
+// BENCH_SHAPES=1x100,1x300, BENCH_ENGINES=plmscope-wasm,onnxruntime-web and BENCH_THREADS=1 narrow a run.
+// BENCH_MODEL=35M|150M: that size (ONNX_DIR its export), plmscope streaming the random hub folder
+// pkg-build/bench/load.mjs writes (~/.cache/plmscope-bench/hub); the model cases only.
 import http from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { join, extname, normalize } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { homedir } from 'node:os';
 import { median } from './timing.js';
+import { MODELS } from '../../www/loader.js';
 
 const require = createRequire(new URL('../package.json', import.meta.url));
 const { chromium } = require('playwright-core');
@@ -23,12 +27,16 @@ const onnxDir = process.argv[2];
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 const SHAPES = (process.env.BENCH_SHAPES ?? '1x100,1x300,1x1000,32x300').split(',').map((s) => s.split('x').map(Number));
 const ENGINES = process.env.BENCH_ENGINES?.split(',');
+const THREADS = process.env.BENCH_THREADS?.split(',').map(Number);
+const SIZE = process.env.BENCH_MODEL;
+const hubDir = SIZE && join(homedir(), '.cache/plmscope-bench/hub', MODELS[SIZE].repo, 'resolve/main');
 
 /** A static server of the repository (and the ONNX files under /peers/), isolated or not. */
 function serve(isolated) {
   const server = http.createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    const file = path.startsWith('/peers/') ? join(onnxDir, normalize(path.slice(7))) : join(root, normalize(path));
+    const file = path.startsWith('/peers/') ? join(onnxDir, normalize(path.slice(7)))
+      : path.startsWith('/hub/') && hubDir ? join(hubDir, normalize(path.slice(5))) : join(root, normalize(path));
     try {
       if (!statSync(file).isFile()) throw new Error('not a file');
     } catch {
@@ -45,7 +53,7 @@ function serve(isolated) {
 
 const FLAGS = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'];
-const CASES = ['forward', 'sae', 'intervene', 'matmul'];
+const CASES = SIZE ? ['forward', 'sae', 'intervene'] : ['forward', 'sae', 'intervene', 'matmul'];
 // Each group shares a page (and so its isolation); its engines alternate.
 const groups = [
   { isolated: false, engines: [
@@ -79,11 +87,11 @@ async function open(isolated) {
 }
 try {
   for (const group of groups) {
-    const engines = group.engines.filter((e) => !ENGINES || ENGINES.includes(e.engine));
+    const engines = group.engines.filter((e) => (!ENGINES || ENGINES.includes(e.engine)) && (!THREADS || THREADS.includes(e.threads)));
     if (!engines.length) continue;
     const page = await open(group.isolated);
     for (const e of engines) {
-      const { id, crossOriginIsolated } = await page.evaluate((c) => window.bench.open(c), { ...e, onnx: '/peers' });
+      const { id, crossOriginIsolated } = await page.evaluate((c) => window.bench.open(c), { ...e, onnx: '/peers', hub: SIZE && '/hub' });
       if (e.threads > 1 && !crossOriginIsolated) throw new Error(`${e.engine}: ${e.threads} threads need a cross-origin isolated page`);
       e.id = id;
     }
@@ -103,12 +111,12 @@ try {
             ms[i].push(await call('run', engines[i].id));
           }
         }
-        engines.forEach((e, i) => print({ engine: e.engine, threads: e.threads, case: c, shape: c === 'matmul' ? '1024x1024' : `${b}x${r}`, ms: median(ms[i]) }));
+        engines.forEach((e, i) => print({ engine: e.engine, threads: e.threads, ...(SIZE && { size: SIZE }), case: c, shape: c === 'matmul' ? '1024x1024' : `${b}x${r}`, ms: median(ms[i]) }));
       }
     }
     await page.close();
   }
-  if (!ENGINES || ENGINES.includes('plmscope-wasm')) {
+  if (!SIZE && (!ENGINES || ENGINES.includes('plmscope-wasm'))) {
     const page = await open(false);
     const row = await page.evaluate((c) => window.bench.memory(c), { build: 'cpu', backend: 'cpu', threads: 1, residues: 1000 });
     print({ engine: 'plmscope-wasm', threads: 1, ...row });

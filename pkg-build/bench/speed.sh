@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plmscope-target}"
 bin="$CARGO_TARGET_DIR/release/plmscope"
-# BENCH_MODEL=35M|150M: that ESM-2 size natively (peers.py); the browser pages run the 8M demo's.
+# BENCH_MODEL=35M|150M: that ESM-2 size natively (peers.py) and in the CPU build beside
+# onnxruntime-web (browser.mjs, plmscope streaming the random hub folder load.mjs also reads).
 onnx="$HOME/.cache/plmscope-bench${BENCH_MODEL:+-$BENCH_MODEL}"
 python3 -c 'import torch, transformers, onnx, onnxruntime' 2>/dev/null \
   || pip install --quiet torch transformers onnx onnxruntime safetensors >&2
@@ -21,8 +22,15 @@ results="$(mktemp)"
 python3 pkg-build/bench/peers.py time "$onnx" "$bin" >> "$results"
 if [ -z "${BENCH_MODEL:-}" ]; then
   "$bin" bench-memory --residues 1000 >> "$results"
-  node pkg-build/bench/browser.mjs "$onnx" >> "$results"
+else
+  repo="$(node -e "import('./www/loader.js').then((m) => console.log(m.MODELS[process.argv[1]].repo))" "$BENCH_MODEL")"
+  hub="$HOME/.cache/plmscope-bench/hub/$repo/resolve/main"
+  if [ ! -f "$hub/model.safetensors" ]; then
+    python3 -c 'import json, sys; print(json.dumps(json.load(open("tests/reference/fixtures/sizes.json"))[sys.argv[1]]["config"]))' "${repo#facebook/}" > "$results.config.json"
+    "$bin" random-model --config "$results.config.json" --out "$hub" >&2
+  fi
 fi
+node pkg-build/bench/browser.mjs "$onnx" >> "$results"
 python3 pkg-build/bench/report.py < "$results"
 cp "$results" "${SPEED_JSONL:-/dev/null}"
-rm -f "$results"
+rm -f "$results" "$results.config.json"

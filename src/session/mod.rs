@@ -96,11 +96,7 @@ fn weight_bytes(config: &EsmConfig, precision: Precision) -> usize {
     let (d, f, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
     // Biases and layer norms: 4 projections, fc1, fc2, two norms per block; the head's dense, norm and bias; the final norm.
     let rest = config.num_hidden_layers * (4 * d + f + d + 4 * d) + v * d + d + 2 * d + v + 2 * d;
-    let dense = match precision {
-        Precision::F32 => 4,
-        Precision::F16 => 2,
-    };
-    dense * config.dense_weights() + 4 * rest
+    precision.bytes() * config.dense_weights() + 4 * rest
 }
 
 /// `bytes` as the page writes sizes.
@@ -287,12 +283,8 @@ impl Session {
     fn check_fits(&self, config: &EsmConfig, precision: Precision) -> Result<()> {
         let Some(limit) = self.buffer_limit else { return Ok(()) };
         let (d, f, t) = (config.hidden_size, config.intermediate_size, config.max_position_embeddings);
-        let weight = match precision {
-            Precision::F32 => 4,
-            Precision::F16 => 2,
-        };
         let needs = [
-            ("its largest weight", weight * d * f),
+            ("its largest weight", precision.bytes() * d * f),
             ("the attention scores of its longest sequence", 4 * config.num_attention_heads * t * t),
             ("the feed-forward activations of its longest sequence", 4 * t * f),
         ];
