@@ -7,5 +7,5 @@ const CONFIG: &str = include_str!("../../tests/reference/fixtures/tiny/config.js
 
 fuzz_target!(|data: &[u8]| {
     let device = burn::tensor::Device::flex();
-    let _ = plmscope::weights::esm::from_hub(CONFIG, data, &device);
+    let _ = plmscope::weights::esm::from_hub(CONFIG, data, &device, plmscope::device::Precision::F32);
 });
