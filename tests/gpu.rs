@@ -79,7 +79,7 @@ fn streamed(config: &str, device: &Device, precision: Precision) -> (EsmModel, u
     }
     let (_, model) = stream.finish().unwrap();
     device.sync().unwrap();
-    (model, in_use() - before)
+    (model, in_use().checked_sub(before).expect("the load freed memory it had not taken"))
 }
 
 /// `auto` takes f16 for 650M where the device has it, and only there; a choice stays across loads.

@@ -55,11 +55,8 @@ impl DeviceStore {
                 _ => t.data,
             };
             let n = data.len();
-            let data = TensorData::new(data, [n]);
-            // Converted on the host, so that the f32 copy never reaches the device.
-            let data = if transposed && self.precision == Precision::F16 { data.convert::<half::f16>() } else { data };
-            let dtype = data.dtype();
-            let flat = Tensor::from_data(data, (&self.device, dtype));
+            let precision = if transposed { self.precision } else { Precision::F32 };
+            let flat = upload(data, [n], precision, &self.device);
             // A GPU backend queues up to 32 writes, each holding its bytes in host (wasm)
             // memory: handed to the queue now, a streamed model never holds more than one.
             self.device.flush().map_err(|e| LoadError::Device { name: name.clone(), detail: e.to_string() })?;
@@ -74,6 +71,18 @@ impl DeviceStore {
     pub fn into_vars(self, source_name: &str) -> Vars {
         Vars::new(Source::Device { tensors: self.tensors, name: source_name.to_string() }, &self.device).with_precision(self.precision)
     }
+}
+
+/// `data` on `device` in `precision`, converted on the host so that an f32 copy of an f16 weight
+/// never reaches the device.
+fn upload<const D: usize>(data: Vec<f32>, shape: [usize; D], precision: Precision, device: &Device) -> Tensor<D> {
+    let data = TensorData::new(data, shape);
+    let data = match precision {
+        Precision::F32 => data,
+        Precision::F16 => data.convert::<half::f16>(),
+    };
+    let dtype = data.dtype();
+    Tensor::from_data(data, (device, dtype))
 }
 
 /// `[rows, cols]` row-major → `[cols, rows]` row-major, a tile at a time: element by element, the
@@ -110,7 +119,7 @@ pub struct Vars {
     source: Rc<Source>,
     prefix: String,
     device: Device,
-    /// Of the weights [`Vars::linear`] builds.
+    /// Of the matrices stored transposed ([`Vars::tensor_transposed`]: the dense layers' weights).
     precision: Precision,
 }
 
@@ -131,7 +140,7 @@ impl Vars {
         Self { source: Rc::new(source), prefix: String::new(), device: device.clone(), precision: Precision::F32 }
     }
 
-    /// The same weights, with [`Vars::linear`]'s weights in `precision`.
+    /// The same weights, with the transposed matrices (the dense layers' weights) in `precision`.
     pub fn with_precision(self, precision: Precision) -> Self {
         Self { precision, ..self }
     }
@@ -213,25 +222,22 @@ impl Vars {
         Ok(Tensor::from_data(TensorData::new(t.data, shape), &self.device))
     }
 
-    /// A `[rows, cols]` matrix stored as its transpose, `[cols, rows]`, laid out contiguously:
-    /// a transposed view would be copied out again by every matmul that reads it.
+    /// A `[rows, cols]` matrix stored as its transpose, `[cols, rows]`, laid out contiguously (a
+    /// transposed view would be copied out again by every matmul that reads it), in the precision
+    /// of these `Vars`.
     pub fn tensor_transposed(&self, name: &str, [rows, cols]: [usize; 2]) -> Result<Tensor<2>, LoadError> {
         if let Some(flat) = self.on_device(name, &[rows, cols], true) {
             return Ok(flat?.reshape([cols, rows]));
         }
         let t = self.raw(name, &[rows, cols])?;
-        Ok(Tensor::from_data(TensorData::new(transpose(&t.data, rows, cols), [cols, rows]), &self.device))
+        Ok(upload(transpose(&t.data, rows, cols), [cols, rows], self.precision, &self.device))
     }
 
     /// A torch `nn.Linear` (`weight [out, in]`, `bias [out]`) as burn's `Linear` (`weight [in, out]`),
-    /// its weight in the precision of these `Vars` (its bias in f32).
+    /// its weight in the precision of these `Vars` ([`Vars::tensor_transposed`]; its bias in f32).
     pub fn linear(&self, name: &str, d_in: usize, d_out: usize) -> Result<Linear, LoadError> {
         let vars = self.pp(name);
         let weight = vars.tensor_transposed("weight", [d_out, d_in])?; // [d_in, d_out]
-        let weight = match self.precision {
-            Precision::F32 => weight,
-            Precision::F16 => weight.cast(burn::tensor::FloatDType::F16), // a no-op for a streamed weight
-        };
         let bias = vars.tensor("bias", [d_out])?;
         Ok(Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) })
     }
