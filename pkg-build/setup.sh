@@ -12,8 +12,9 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# The threads build (pkg-build/build.sh) rebuilds std with atomics: a nightly toolchain with its
-# source. PLMSCOPE_NIGHTLY pins one (default: the installed `nightly`).
+# The page's packages (pkg-build/build.sh) rebuild std, with atomics for threads and without panic
+# formatting for the rest: a nightly toolchain with its source. PLMSCOPE_NIGHTLY pins one
+# (default: the installed `nightly`).
 nightly="${PLMSCOPE_NIGHTLY:-nightly}"
 if ! rustup run "$nightly" rustc --version >/dev/null 2>&1; then
   say "installing the $nightly toolchain"
@@ -30,11 +31,6 @@ if [ "$have" != "$want" ]; then
   say "installing wasm-bindgen-cli $want (have: ${have:-none})"
   # Not --locked: the locked webpki-roots of the CLI is missing from the registry mirror.
   cargo install wasm-bindgen-cli --version "$want"
-fi
-
-if ! command -v wasm-pack >/dev/null; then
-  say "installing wasm-pack"
-  cargo install wasm-pack --locked
 fi
 
 # Fuzzing (pkg-build/fuzz.sh): cargo-fuzz drives libFuzzer on the nightly toolchain above.
