@@ -37,13 +37,13 @@ if [ "${PLMSCOPE_BENCH:-}" = 1 ]; then prefix="bench-" extra=",bench"; fi
 # the nightly toolchain's rebuilt std): a panic is a trap either way, and the page shows the trap
 # and restarts the engine, never the panic's message (console_error_panic_hook wrote that to the
 # console only). Every panic site's message and location go, 8 % of the cpu package gzipped.
-# Flags other than the stable build's, so a target directory of their own. RUSTFLAGS replaces
-# .cargo/config.toml's flags, so its simd128 is said again.
+# Flags other than the stable build's, so a target directory of their own. They go in as --config,
+# which adds to .cargo/config.toml's flags (simd128), where RUSTFLAGS would replace them.
 abort_target="${CARGO_TARGET_DIR}-abort"
 build() { # name, cargo features
   RUSTUP_TOOLCHAIN="${PLMSCOPE_NIGHTLY:-nightly}" CARGO_TARGET_DIR="$abort_target" \
-    RUSTFLAGS="-C target-feature=+simd128 -Zunstable-options -Cpanic=immediate-abort" \
-    cargo build --release --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
+    cargo build --config 'target.wasm32-unknown-unknown.rustflags=["-Zunstable-options", "-Cpanic=immediate-abort"]' \
+    --release --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
     --no-default-features --features "$2$extra"
   wasm-bindgen --target web --out-dir "www/pkg/$prefix$1" --out-name plmscope "$abort_target/wasm32-unknown-unknown/release/plmscope.wasm"
   opt "www/pkg/$prefix$1/plmscope_bg.wasm"
