@@ -69,24 +69,17 @@ impl Plmscope {
         })
     }
 
-    /// A model from the files given (`names[i]` for `files[i]`), whatever their format; `name`
-    /// is how the page names it.
-    #[wasm_bindgen(js_name = loadModel)]
-    pub fn load_model(&mut self, names: Vec<String>, files: js_sys::Array, name: String) -> Result<JsValue, JsError> {
-        let files = named(&names, &files)?;
-        out(self.session.load_model(&NamedFile::views(&files), &name))
-    }
-
     /// Starts a model load from the first bytes of each file (`names[i]`, `heads[i]`: up to
-    /// 1 MiB, a config whole): the index of the file to give whole, in order, to
-    /// `modelStreamPush`, or undefined for a format read whole (then `loadModel`).
+    /// 1 MiB, a config whole), whatever their format (`name` is how the page names the model):
+    /// the index of the file to give whole, in order, to `modelStreamPush`.
     #[wasm_bindgen(js_name = modelStreamStart)]
-    pub fn model_stream_start(&mut self, names: Vec<String>, heads: js_sys::Array, name: String) -> Result<Option<usize>, JsError> {
+    pub fn model_stream_start(&mut self, names: Vec<String>, heads: js_sys::Array, name: String) -> Result<usize, JsError> {
         let heads = named(&names, &heads)?;
         self.session.model_stream_start(&NamedFile::views(&heads), &name).map_err(js_err)
     }
 
-    /// The next bytes of the streamed weights: `{received, total}` (total once the header is in).
+    /// The next bytes of the streamed weights: `{received, total}` (total once a safetensors
+    /// header is in; a zip does not say it).
     #[wasm_bindgen(js_name = modelStreamPush)]
     pub fn model_stream_push(&mut self, chunk: &[u8]) -> Result<JsValue, JsError> {
         out(self.session.model_stream_push(chunk))

@@ -127,8 +127,14 @@ fn a_model_past_the_buffer_limit_is_refused_naming_it() {
     let err = session.model_stream_start(&files, "d1280").unwrap_err().to_string();
     assert_eq!(err, "this model needs one buffer of 84.2 MB for the attention scores of its longest sequence, and this GPU binds at most 64.0 MB in one (its maxStorageBufferBindingSize, within maxBufferSize)");
     assert_eq!(session.model_info().unwrap().d_model, 320);
+    // A fair-esm .pt says its configuration in its pickle, first in the file: refused there.
+    let pt = common::fair_esm::random_fair_esm_pt(config, WIDTHS_SEED);
+    let pt_files = [NamedFile { name: "esm2_d1280.pt", bytes: &pt[..1 << 20] }];
+    assert_eq!(session.model_stream_start(&pt_files, "d1280").unwrap(), 0);
+    assert_eq!(session.model_stream_push(&pt[..1 << 20]).unwrap_err().to_string(), err);
+    assert_eq!(session.model_info().unwrap().d_model, 320);
     session.set_buffer_limit(128 << 20); // WebGPU's guaranteed minimum: every ESM-2 up to 650M fits
-    assert_eq!(session.model_stream_start(&files, "d1280").unwrap(), Some(1));
+    assert_eq!(session.model_stream_start(&files, "d1280").unwrap(), 1);
 }
 
 fn sae_fixture(path: &str) -> String {

@@ -1,6 +1,7 @@
-//! Hub weights streamed in chunks, as the page's downloads and the CLI's file reads arrive:
-//! the same model (to the bit) and the same SHA-256 as a whole-file load, whatever the chunks,
-//! and errors in words for a file that is cut short, too long or not safetensors.
+//! Weights streamed in chunks, as the page's downloads and the CLI's file reads arrive (a hub
+//! folder's model.safetensors, a fair-esm `.pt`): the same model (to the bit) and the same SHA-256
+//! as a whole-file load, whatever the chunks, and errors in words for a file that is cut short,
+//! too long or not of its format.
 
 mod common;
 
@@ -16,10 +17,16 @@ fn files() -> Vec<(String, Vec<u8>)> {
 /// Streams `weights` in the chunk sizes of `cuts` (cycled) after the tiny config; returns the
 /// session and the progress the last chunk reported.
 fn streamed(weights: &[u8], cuts: &[usize]) -> Result<(Session, plmscope::session::StreamProgress), String> {
+    streamed_as(&[("config.json", TINY_CONFIG.as_bytes())], ("model.safetensors", weights), cuts)
+}
+
+/// Streams `weights` in the chunk sizes of `cuts` (cycled), after the whole files `before`.
+fn streamed_as(before: &[(&str, &[u8])], (name, weights): (&str, &[u8]), cuts: &[usize]) -> Result<(Session, plmscope::session::StreamProgress), String> {
     let mut session = Session::new(Device::flex());
-    let starts = [("config.json".to_string(), TINY_CONFIG.as_bytes().to_vec()), ("model.safetensors".to_string(), weights[..weights.len().min(1 << 20)].to_vec())];
+    let mut starts: Vec<(String, Vec<u8>)> = before.iter().map(|(n, b)| (n.to_string(), b.to_vec())).collect();
+    starts.push((name.to_string(), weights[..weights.len().min(1 << 20)].to_vec()));
     let index = session.model_stream_start(&NamedFile::views(&starts), "tiny").map_err(|e| e.to_string())?;
-    assert_eq!(index, Some(1), "the weights are the second file");
+    assert_eq!(index, before.len(), "the weights are the last file");
     let mut at = 0;
     let mut progress = None;
     for &cut in cuts.iter().cycle() {
@@ -118,9 +125,32 @@ fn a_failed_stream_keeps_the_model_loaded_before() {
     assert_eq!(session.model_info().unwrap().name, "first");
 }
 
+/// torch.save's own zip (tests/reference/generate_esm.py): sizes in data descriptors after each
+/// entry, a pickle first, the directory last.
 #[test]
-fn a_fair_esm_pt_is_read_whole() {
-    let mut session = Session::new(Device::flex());
-    let files = [("esm2_tiny.pt".to_string(), TINY_PT[..TINY_PT.len().min(1 << 20)].to_vec())];
-    assert_eq!(session.model_stream_start(&NamedFile::views(&files), "tiny").unwrap(), None);
+fn a_fair_esm_pt_streams_to_the_model_and_hash_of_a_whole_load() {
+    let pt = [("esm2_tiny.pt".to_string(), TINY_PT.to_vec())];
+    let mut whole = Session::new(Device::flex());
+    let info = whole.load_model(&NamedFile::views(&pt), "tiny").unwrap();
+    assert_eq!(info.sha256, plmscope::analysis::atlas::Identity::of("", &[TINY_PT]).sha256, "the hash of the file");
+    let reference = logits(&whole);
+    let mut hub = Session::new(Device::flex());
+    hub.load_model(&NamedFile::views(&files()), "tiny").unwrap();
+    assert_eq!(reference, logits(&hub), "the .pt holds the hub fixture's weights");
+    for cuts in [&[1][..], &[3], &[64], &[4096], &[TINY_PT.len()], &[5, 1000, 17, 65_536, 2]] {
+        let (session, progress) = streamed_as(&[], ("esm2_tiny.pt", TINY_PT), cuts).unwrap();
+        assert_eq!(session.model_info().unwrap().sha256, info.sha256, "chunks {cuts:?}");
+        assert_eq!(logits(&session), reference, "chunks {cuts:?}: not the same model to the bit");
+        assert_eq!((progress.received, progress.total), (TINY_PT.len(), None), "a zip does not say its length");
+    }
+}
+
+#[test]
+fn a_fair_esm_pt_cut_short_or_too_long_says_so() {
+    let n = TINY_PT.len();
+    let err = |bytes: &[u8]| streamed_as(&[], ("esm2_tiny.pt", bytes), &[5000]).err().expect("a bad file loaded");
+    assert_eq!(err(&TINY_PT[..n - 100]), format!("esm2_tiny.pt is not a readable torch .pt file: it ends after {} bytes, inside its zip directory (a download cut short?)", n - 100));
+    assert_eq!(err(&TINY_PT[..n / 2]), format!("esm2_tiny.pt is not a readable torch .pt file: it ends after {} bytes, inside esm2_tiny/data/17 (a download cut short?)", n / 2));
+    let long = [TINY_PT, &[0u8; 10]].concat();
+    assert_eq!(err(&long), "esm2_tiny.pt is not a readable torch .pt file: 10 bytes follow the end of its zip directory");
 }

@@ -21,9 +21,9 @@ export const CONNECT_SRC = [
 /** The most bytes the page reads of each kind of file. One browser ArrayBuffer holds about 2 GB. */
 export const CAPS = {
   config: 2 ** 20,
-  // Read whole into one ArrayBuffer (SAEs, a fair-esm .pt): Chrome's limit.
+  // Read whole into one ArrayBuffer (SAEs): Chrome's limit.
   weights: 2 ** 31 - 1,
-  // Streamed a tensor at a time (model.safetensors): ESM-2 650M's 2.61 GB, with room.
+  // Streamed a tensor at a time (model.safetensors, a fair-esm .pt): ESM-2 650M's 2.61 GB, with room.
   streamed: 4e9,
   json: 64 * 2 ** 20,
   fasta: 16 * 2 ** 20,

@@ -140,12 +140,10 @@ async function openPart(part) {
   let loaded = 0;
   return {
     name: part.name,
-    total,
     head: [],
-    done: false,
     async next() {
       const { done, value } = await reader.read();
-      if (done) { this.done = true; postMessage({ status: 'done', file: part.name }); return null; }
+      if (done) { postMessage({ status: 'done', file: part.name }); return null; }
       loaded += value.length;
       if (loaded > part.cap) { await reader.cancel().catch(() => {}); throw tooBig(loaded); }
       postMessage({ status: 'progress', file: part.name, loaded, total: total || loaded, fromCache });
@@ -164,8 +162,8 @@ function concat(chunks) {
 
 /**
  * Loads a model from `parts` through the one format detector, which sees each file's first PREFIX
- * bytes: a hub folder's weights are then streamed into the engine chunk by chunk (each tensor goes
- * to the device as it completes); a format read whole (a fair-esm .pt) is read whole.
+ * bytes: the weights (a hub folder's model.safetensors, or a fair-esm .pt) are then streamed into
+ * the engine chunk by chunk, each tensor going to the device as soon as its bytes are in.
  */
 async function loadModelParts(parts, name) {
   const opened = [];
@@ -182,12 +180,6 @@ async function loadModelParts(parts, name) {
     }
     const names = parts.map((p) => p.name);
     const index = engine.modelStreamStart(names, opened.map((o) => concat(o.head).subarray(0, PREFIX)), name);
-    if (index === undefined) {
-      const big = opened.find((o) => o.total > CAPS.weights);
-      if (big) throw new Error(`${big.name} is ${MB(big.total)}: a file of this format is read whole, at most ${MB(CAPS.weights)}; a hub folder (config.json + model.safetensors) streams`);
-      for (const o of opened) for (let c; !o.done && (c = await o.next());) o.head.push(c);
-      return engine.loadModel(names, opened.map((o) => concat(o.head)), name);
-    }
     opened.forEach((o, i) => { if (i !== index) o.cancel(); });
     const weights = opened[index];
     for (const chunk of weights.head.splice(0)) engine.modelStreamPush(chunk);

@@ -4,9 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(v) = plmscope::weights::pickle::load_pt(data, "fuzz.pt") {
-        let _ = v.into_tensors();
-    }
+    let _ = plmscope::weights::pt::state_dict(data, "fuzz.pt");
     if let Ok(atlas) = plmscope::analysis::atlas::format::Atlas::from_zip(data) {
         let _ = atlas.files();
     }

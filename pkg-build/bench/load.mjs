@@ -6,6 +6,9 @@
 // {"engine", "size", "fileBytes", "wasmBytes", "loadSeconds", "runSeconds"}.
 //   node load.mjs [SIZES]    # default 8M,35M,150M,650M; BENCH_LOAD_BUILDS=cpu,webgpu;
 //                            # LOAD_TIMEOUT=ms for each wait (default 10 and 20 minutes)
+// BENCH_LOAD_PT=DIR drops DIR/esm2_SIZE.pt on the page instead (the same weights as a fair-esm
+// checkpoint: python3 pkg-build/bench/fair_esm_pt.py HUB_FOLDER DIR/esm2_SIZE.pt, with torch),
+// timed from the drop, after the page has started on its random demo model.
 // Needs the built page (pkg-build/build.sh) and the CLI (cargo build --release).
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
@@ -66,7 +69,8 @@ const server = await serve();
 const base = `http://127.0.0.1:${server.address().port}/`;
 try {
   for (const size of sizes) {
-    const fileBytes = statSync(join(mirror(size), 'model.safetensors')).size;
+    const pt = process.env.BENCH_LOAD_PT && join(process.env.BENCH_LOAD_PT, `esm2_${size}.pt`);
+    const fileBytes = statSync(pt || join(mirror(size), 'model.safetensors')).size;
     for (const build of builds) {
       const browser = await chromium.launch({
         executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -76,10 +80,16 @@ try {
       try {
         const page = await (await browser.newContext({ serviceWorkers: 'block' })).newPage();
         const hub = encodeURIComponent(`${base}hub`);
-        const start = Date.now();
-        await page.goto(`${base}?model=${size}&hub=${hub}${build === 'cpu' ? '&backend=cpu&threads=1' : ''}`);
+        const ready = (name) => page.waitForFunction((n) => new RegExp(`^Model ready.*${n}|could not|failed|refused`, 'i').test(document.getElementById('status').textContent), name, { timeout: 1_800_000 });
+        let start = Date.now();
+        await page.goto(`${base}?${pt ? 'weights=random' : `model=${size}&hub=${hub}`}${build === 'cpu' ? '&backend=cpu&threads=1' : ''}`);
         const status = page.locator('#status');
-        await page.waitForFunction(() => /^Model ready|could not|failed|refused/i.test(document.getElementById('status').textContent), null, { timeout: 1_800_000 });
+        await ready('');
+        if (pt) {
+          start = Date.now();
+          await page.setInputFiles('#model-files', pt);
+          await ready(`esm2_${size}\\.pt`);
+        }
         const loadSeconds = (Date.now() - start) / 1e3;
         const text = await status.textContent();
         const note = await page.textContent('#memory-note');
@@ -95,7 +105,7 @@ try {
         await page.waitForFunction(() => /300 residues/.test(document.getElementById('summary').textContent), null, { timeout: Number(process.env.LOAD_TIMEOUT ?? 1_200_000) })
           .catch(async (e) => { throw new Error(`${size}: no run (the SAE: ${sae}; the status: ${await status.textContent()})`, { cause: e }); });
         const runSeconds = (Date.now() - run) / 1e3;
-        console.log(JSON.stringify({ engine: `plmscope-page-${build}`, size, fileBytes, wasmBytes, loadSeconds, runSeconds, status: text, sae, summary: await page.textContent('#summary') }));
+        console.log(JSON.stringify({ engine: `plmscope-page-${build}${pt ? '-pt' : ''}`, size, fileBytes, wasmBytes, loadSeconds, runSeconds, status: text, sae, summary: await page.textContent('#summary') }));
       } finally {
         await browser.close();
       }

@@ -60,8 +60,6 @@ pub enum SessionError {
     NoRecord { asked: usize, records: usize },
     #[error("downstream layer {downstream} must come after the edited layer {layer}")]
     Downstream { layer: usize, downstream: usize },
-    #[error("this model needs one buffer of {} for {what}, and this GPU binds at most {} in one (its maxStorageBufferBindingSize, within maxBufferSize)", mb(*.bytes), mb(*.limit))]
-    BufferLimit { what: &'static str, bytes: usize, limit: usize },
     #[error("f16 weights need a GPU whose adapter has 16-bit floats (WebGPU's shader-f16); this device has none, so the model stays in f32")]
     NoF16,
     #[error("{what}: {detail}")]
@@ -99,9 +97,42 @@ fn weight_bytes(config: &EsmConfig, precision: Precision) -> usize {
     precision.bytes() * config.dense_weights() + 4 * rest
 }
 
-/// `bytes` as the page writes sizes.
-fn mb(bytes: usize) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
+/// What chooses a model's precision and says whether it fits the device, copied out of the
+/// session for a load whose configuration arrives with its weights (a fair-esm `.pt`).
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    /// `None`: auto.
+    asked: Option<Precision>,
+    f16: bool,
+    buffer_limit: Option<usize>,
+}
+
+impl Fit {
+    fn precision_for(&self, config: &EsmConfig) -> Precision {
+        match self.asked {
+            Some(p) => p,
+            None if self.f16 && 4 * config.dense_weights() > AUTO_F16_BYTES => Precision::F16,
+            None => Precision::F32,
+        }
+    }
+
+    /// The precision of a model of `config`, or its refusal where its largest buffer passes the
+    /// buffer limit: its largest weight, or the attention scores or the feed-forward activations
+    /// of one sequence of the most tokens it takes.
+    fn decide(&self, config: &EsmConfig) -> std::result::Result<Precision, LoadError> {
+        let precision = self.precision_for(config);
+        let Some(limit) = self.buffer_limit else { return Ok(precision) };
+        let (d, f, t) = (config.hidden_size, config.intermediate_size, config.max_position_embeddings);
+        let needs = [
+            ("its largest weight", precision.bytes() * d * f),
+            ("the attention scores of its longest sequence", 4 * config.num_attention_heads * t * t),
+            ("the feed-forward activations of its longest sequence", 4 * t * f),
+        ];
+        match needs.into_iter().find(|&(_, bytes)| bytes > limit) {
+            Some((what, bytes)) => Err(LoadError::BufferLimit { what, bytes, limit }),
+            None => Ok(precision),
+        }
+    }
 }
 
 /// The SHA-256 of the files the detector chose, in its order (config before weights).
@@ -218,11 +249,11 @@ struct Cached {
     encoded: Option<(usize, SparseEncoded)>,
 }
 
-/// A hub model whose `model.safetensors` is arriving ([`Session::model_stream_start`]).
+/// A model whose weights are arriving ([`Session::model_stream_start`]).
 struct Streaming {
-    stream: weights::esm::HubStream,
+    stream: weights::esm::ModelStream,
     name: String,
-    /// Of the config, then of every chunk: the SHA-256 a whole load gives.
+    /// Of the config (for a hub folder), then of every chunk: the SHA-256 of the files.
     sha256: sha2::Sha256,
     random_checkpoint: bool,
     received: usize,
@@ -277,21 +308,9 @@ impl Session {
         self.buffer_limit = Some(bytes);
     }
 
-    /// Refuses a model of `config` in `precision` whose largest buffer passes the buffer limit:
-    /// its largest weight, or the attention scores or the feed-forward activations of one sequence
-    /// of the most tokens it takes.
-    fn check_fits(&self, config: &EsmConfig, precision: Precision) -> Result<()> {
-        let Some(limit) = self.buffer_limit else { return Ok(()) };
-        let (d, f, t) = (config.hidden_size, config.intermediate_size, config.max_position_embeddings);
-        let needs = [
-            ("its largest weight", precision.bytes() * d * f),
-            ("the attention scores of its longest sequence", 4 * config.num_attention_heads * t * t),
-            ("the feed-forward activations of its longest sequence", 4 * t * f),
-        ];
-        match needs.into_iter().find(|&(_, bytes)| bytes > limit) {
-            Some((what, bytes)) => Err(SessionError::BufferLimit { what, bytes, limit }),
-            None => Ok(()),
-        }
+    /// What chooses the next model's precision and says whether it fits.
+    fn fit(&self) -> Fit {
+        Fit { asked: self.precision, f16: f16_available(&self.device), buffer_limit: self.buffer_limit }
     }
 
     /// The precision of the models loaded from now on: `"f32"`, `"f16"` (refused where the device
@@ -322,11 +341,7 @@ impl Session {
 
     /// The precision the next model of `config` gets (the page says it before the download).
     pub fn precision_for(&self, config: &EsmConfig) -> Precision {
-        match self.precision {
-            Some(p) => p,
-            None if f16_available(&self.device) && 4 * config.dense_weights() > AUTO_F16_BYTES => Precision::F16,
-            None => Precision::F32,
-        }
+        self.fit().precision_for(config)
     }
 
     fn loaded(&self) -> Result<&Loaded> {
@@ -373,48 +388,37 @@ impl Session {
     }
 
     /// Loads a model from the files the user has (a hub folder's, or a fair-esm `.pt`), replacing
-    /// the model and everything made with it.
+    /// the model and everything made with it: the streamed load, given each file whole.
     pub fn load_model(&mut self, files: &[NamedFile<'_>], name: &str) -> Result<ModelInfo> {
-        let detected = detect::model_files(files)?;
-        let sha256 = sha256_of(files, &detected.indices());
-        let (config, model, random_checkpoint) = match detected {
+        let weights = self.model_stream_start(files, name)?;
+        self.model_stream_push(files[weights].bytes)?;
+        self.model_stream_finish()
+    }
+
+    /// Starts a model load from the files' starts ([`detect::PREFIX`] bytes each; a config whole)
+    /// and returns the index of the weights file, whose bytes the caller then gives in order to
+    /// [`Session::model_stream_push`] and ends with [`Session::model_stream_finish`]. The model
+    /// loaded before stays until the new one is in.
+    pub fn model_stream_start(&mut self, files: &[NamedFile<'_>], name: &str) -> Result<usize> {
+        use sha2::Digest;
+        self.streaming = None;
+        let fit = self.fit();
+        let (stream, weights, sha256, random_checkpoint) = match detect::model_files(files)? {
             ModelFiles::Hub { config, weights } => {
                 let text = detect::text(&files[config])?;
                 let parsed = EsmConfig::from_json(text).map_err(LoadError::from)?;
-                let precision = self.precision_for(&parsed);
-                self.check_fits(&parsed, precision)?;
-                let (c, m) = weights::esm::from_hub(text, files[weights].bytes, &self.device, precision)?;
-                (c, m, marked_random(text))
+                let precision = fit.decide(&parsed)?;
+                let stream = weights::esm::ModelStream::Hub(weights::esm::HubStream::new(parsed, &self.device, precision));
+                (stream, weights, sha2::Sha256::new_with_prefix(files[config].bytes), marked_random(text))
             }
             ModelFiles::FairEsm { pt } => {
-                let (c, tensors) = weights::esm::read_fair_esm(files[pt].bytes, files[pt].name)?;
-                let precision = self.precision_for(&c);
-                self.check_fits(&c, precision)?;
-                let vars = Vars::from_map(tensors, files[pt].name, &self.device).with_precision(precision);
-                let m = EsmModel::load(&vars, &c)?;
-                (c, m, false)
+                let decide = Box::new(move |config: &EsmConfig| fit.decide(config));
+                let stream = weights::esm::ModelStream::FairEsm(weights::esm::FairEsmStream::new(files[pt].name, &self.device, decide));
+                (stream, pt, sha2::Sha256::new(), false)
             }
         };
-        Ok(self.install_model(config, model, name.to_string(), false, random_checkpoint, sha256))
-    }
-
-    /// Starts a model load from the files' starts ([`detect::PREFIX`] bytes each; a config whole):
-    /// for a hub folder, returns the index of the weights file, whose bytes the caller then gives
-    /// in order to [`Session::model_stream_push`] and ends with [`Session::model_stream_finish`].
-    /// `None` for a format read whole: the caller gives [`Session::load_model`] the whole files.
-    /// The model loaded before stays until the new one is in.
-    pub fn model_stream_start(&mut self, files: &[NamedFile<'_>], name: &str) -> Result<Option<usize>> {
-        use sha2::Digest;
-        self.streaming = None;
-        let ModelFiles::Hub { config, weights } = detect::model_files(files)? else { return Ok(None) };
-        let text = detect::text(&files[config])?;
-        let parsed = EsmConfig::from_json(text).map_err(LoadError::from)?;
-        let precision = self.precision_for(&parsed);
-        self.check_fits(&parsed, precision)?;
-        let stream = weights::esm::HubStream::new(parsed, &self.device, precision);
-        let sha256 = sha2::Sha256::new_with_prefix(files[config].bytes);
-        self.streaming = Some(Streaming { stream, name: name.to_string(), sha256, random_checkpoint: marked_random(text), received: 0 });
-        Ok(Some(weights))
+        self.streaming = Some(Streaming { stream, name: name.to_string(), sha256, random_checkpoint, received: 0 });
+        Ok(weights)
     }
 
     /// The next bytes of the streamed weights; an error ends the load.

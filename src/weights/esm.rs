@@ -1,11 +1,14 @@
 //! ESM-2 checkpoints in the two formats users have: a hub folder (`config.json` +
 //! `model.safetensors`) and a fair-esm `.pt`.
 
+use std::rc::Rc;
+
 use burn::prelude::*;
 
-use super::pickle::{self, Value};
+use super::pickle::{TensorRef, Value};
+use super::pt::{PtSink, PtStream};
 use super::stream::SafetensorsStream;
-use super::{rename, DeviceStore, LoadError, TensorMap, Vars};
+use super::{rename, DeviceStore, LoadError, RawTensor};
 use crate::device::Precision;
 use crate::esm::{EsmConfig, EsmModel};
 
@@ -53,7 +56,7 @@ impl HubStream {
     }
 }
 
-/// Whether ESM-2 reads hub tensor `name` as a torch `nn.Linear` weight ([`Vars::linear`]): every
+/// Whether ESM-2 reads hub tensor `name` as a torch `nn.Linear` weight ([`super::Vars::linear`]): every
 /// matrix but the token embeddings. `Vars` refuses to build a module from a tensor stored in the
 /// other layout, so this rule cannot drift from the modules unnoticed.
 fn is_linear_weight(name: &str, shape: &[usize]) -> bool {
@@ -63,25 +66,77 @@ fn is_linear_weight(name: &str, shape: &[usize]) -> bool {
 /// A fair-esm ESM-2 checkpoint (`{"model": state_dict, "cfg": {"model": Namespace}}`), its dense
 /// layers' weights in `precision`.
 pub fn from_fair_esm(pt: &[u8], source_name: &str, device: &Device, precision: Precision) -> Result<(EsmConfig, EsmModel), LoadError> {
-    let (config, tensors) = read_fair_esm(pt, source_name)?;
-    let model = EsmModel::load(&Vars::from_map(tensors, source_name, device).with_precision(precision), &config)?;
-    Ok((config, model))
+    let mut stream = FairEsmStream::new(source_name, device, Box::new(move |_| Ok(precision)));
+    stream.push(pt)?;
+    stream.finish()
 }
 
-/// The configuration and the tensors (in hub naming) of a fair-esm checkpoint: the configuration
-/// comes from `cfg.model`, the sizes it leaves out from the tensors.
-pub fn read_fair_esm(pt: &[u8], source_name: &str) -> Result<(EsmConfig, TensorMap), LoadError> {
-    let mut root = pickle::load_pt(pt, source_name)?;
+/// Chooses the precision of a model once its configuration is known, or refuses it (one that
+/// does not fit the device).
+pub type Decide = Box<dyn FnMut(&EsmConfig) -> Result<Precision, LoadError>>;
+
+/// A fair-esm `.pt` arriving in chunks. Its configuration is in its pickle, which comes first:
+/// the precision is chosen then, and each tensor goes to the device as soon as its storage is in.
+pub struct FairEsmStream {
+    stream: PtStream,
+    sink: FairEsmSink,
+}
+
+struct FairEsmSink {
+    source_name: String,
+    device: Device,
+    decide: Decide,
+    /// Once the pickle is in.
+    loaded: Option<(EsmConfig, DeviceStore)>,
+}
+
+impl FairEsmStream {
+    pub fn new(source_name: &str, device: &Device, decide: Decide) -> Self {
+        let sink = FairEsmSink { source_name: source_name.to_string(), device: device.clone(), decide, loaded: None };
+        Self { stream: PtStream::new(source_name), sink }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), LoadError> {
+        self.stream.push(chunk, &mut self.sink)
+    }
+
+    pub fn finish(self) -> Result<(EsmConfig, EsmModel), LoadError> {
+        self.stream.finish()?;
+        let (config, store) = self.sink.loaded.expect("a .pt read to its end had its pickle read");
+        let model = EsmModel::load(&store.into_vars(&self.sink.source_name), &config)?;
+        Ok((config, model))
+    }
+}
+
+impl PtSink for FairEsmSink {
+    fn pickle(&mut self, mut root: Value) -> Result<Vec<(String, Rc<TensorRef>)>, LoadError> {
+        let bad = |detail: &str| LoadError::Format { source_name: self.source_name.clone(), format: "fair-esm checkpoint", detail: detail.to_string() };
+        let state = root.remove("model").ok_or_else(|| bad("no \"model\" state dict at the top level"))?;
+        let tensors: Vec<_> = state.tensor_refs().into_iter().filter_map(|(name, t)| Some((rename::fair_esm_name(&name)?, t))).collect();
+        let config = fair_esm_config(&root, &tensors, &self.source_name)?;
+        let precision = (self.decide)(&config)?;
+        self.loaded = Some((config, DeviceStore::new(&self.device, precision)));
+        Ok(tensors)
+    }
+
+    fn tensor(&mut self, name: String, tensor: RawTensor) -> Result<(), LoadError> {
+        let linear = is_linear_weight(&name, &tensor.shape);
+        let (_, store) = self.loaded.as_mut().expect("tensors come after the pickle");
+        store.insert(name, tensor, linear)
+    }
+}
+
+/// The configuration of a fair-esm checkpoint: from `cfg.model` (or the `args` of older ones),
+/// the sizes it leaves out from its tensors (in hub naming).
+fn fair_esm_config(root: &Value, tensors: &[(String, Rc<TensorRef>)], source_name: &str) -> Result<EsmConfig, LoadError> {
     let bad = |detail: &str| LoadError::Format { source_name: source_name.to_string(), format: "fair-esm checkpoint", detail: detail.to_string() };
-    let state = root.remove("model").ok_or_else(|| bad("no \"model\" state dict at the top level"))?;
-    let tensors = rename::from_fair_esm(state.into_tensors());
     let cfg = root.get("cfg").and_then(|c| c.get("model")).or_else(|| root.get("args"));
     let int = |key: &str| cfg.and_then(|c| c.get(key)).and_then(Value::as_int).map(|v| v as usize);
-    let embed = tensors
-        .get("esm.embeddings.word_embeddings.weight")
+    let has = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+    let embed = has("esm.embeddings.word_embeddings.weight")
         .ok_or_else(|| LoadError::Missing { name: "embed_tokens.weight".into(), source_name: source_name.to_string() })?;
     let hidden = embed.shape.get(1).copied().unwrap_or(0);
-    let layers = (0..).take_while(|i| tensors.contains_key(&format!("esm.encoder.layer.{i}.LayerNorm.weight"))).count();
+    let layers = (0..).take_while(|i| has(&format!("esm.encoder.layer.{i}.LayerNorm.weight")).is_some()).count();
     let heads = int("encoder_attention_heads").ok_or_else(|| bad("cfg.model.encoder_attention_heads is missing; the head count cannot be read from the tensors"))?;
     let mut config = EsmConfig::esm2_t6_8m();
     config.hidden_size = int("encoder_embed_dim").unwrap_or(hidden);
@@ -89,6 +144,35 @@ pub fn read_fair_esm(pt: &[u8], source_name: &str) -> Result<(EsmConfig, TensorM
     config.num_attention_heads = heads;
     config.intermediate_size = int("encoder_ffn_embed_dim").unwrap_or(4 * config.hidden_size);
     config.token_dropout = cfg.and_then(|c| c.get("token_dropout")).and_then(Value::as_int).is_none_or(|v| v != 0);
-    let config = EsmConfig::from_json(&serde_json::to_string(&config).expect("config serialises"))?;
-    Ok((config, tensors))
+    Ok(EsmConfig::from_json(&serde_json::to_string(&config).expect("config serialises"))?)
+}
+
+/// A model's weights arriving in chunks, in either format.
+pub enum ModelStream {
+    Hub(HubStream),
+    FairEsm(FairEsmStream),
+}
+
+impl ModelStream {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), LoadError> {
+        match self {
+            ModelStream::Hub(s) => s.push(chunk),
+            ModelStream::FairEsm(s) => s.push(chunk),
+        }
+    }
+
+    /// The file's length, where its start says it (a safetensors header does; a zip does not).
+    pub fn expected_len(&self) -> Option<usize> {
+        match self {
+            ModelStream::Hub(s) => s.expected_len(),
+            ModelStream::FairEsm(_) => None,
+        }
+    }
+
+    pub fn finish(self) -> Result<(EsmConfig, EsmModel), LoadError> {
+        match self {
+            ModelStream::Hub(s) => s.finish(),
+            ModelStream::FairEsm(s) => s.finish(),
+        }
+    }
 }

@@ -8,6 +8,7 @@
 pub mod detect;
 pub mod esm;
 pub mod pickle;
+pub mod pt;
 pub mod random;
 pub mod rename;
 pub mod sae;
@@ -66,6 +67,8 @@ pub enum LoadError {
     NonFinite { name: String, nan: usize, inf: usize, total: usize },
     #[error("{file} needs {needs} beside it")]
     Incomplete { file: String, needs: &'static str },
+    #[error("this model needs one buffer of {:.1} MB for {what}, and this GPU binds at most {:.1} MB in one (its maxStorageBufferBindingSize, within maxBufferSize)", *.bytes as f64 / 1e6, *.limit as f64 / 1e6)]
+    BufferLimit { what: &'static str, bytes: usize, limit: usize },
     #[error("tensor `{name}` could not be sent to the device: {detail}")]
     Device { name: String, detail: String },
 }

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::safetensors::OutTensor;
-use super::{pickle, safetensors, LoadError, TensorMap, Vars};
+use super::{pt, safetensors, LoadError, TensorMap, Vars};
 use crate::device::{read_f32, DeviceError};
 use crate::sae::{Activation, InputNorm, Sae, SaeFormat};
 
@@ -64,7 +64,7 @@ struct SaeLensCfg {
 pub fn load(source: SaeSource<'_>, d_model: usize, device: &Device) -> Result<Sae, LoadError> {
     let sae = match source {
         SaeSource::Pt { bytes, name, k } => {
-            let tensors = pickle::load_pt(bytes, name)?.into_tensors();
+            let tensors = pt::state_dict(bytes, name)?;
             from_state_dict(tensors, name, k, d_model, device)?
         }
         SaeSource::Safetensors { bytes, name, k } => {

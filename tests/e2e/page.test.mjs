@@ -354,6 +354,32 @@ test('ESM-2 650M\'s width streamed from the hub: the picker shows the sizes firs
   }
 });
 
+test('a fair-esm .pt dropped on the page streams into the engine: the same predictions as the hub folder of the same weights', { timeout: 600_000 }, async () => {
+  const tiny = join(root, 'tests/reference/fixtures/tiny');
+  for (const webgpu of [true, false]) {
+    const { browser, page, errors } = await open(`?weights=random${webgpu ? '' : '&backend=cpu&threads=1'}`, webgpu);
+    try {
+      await waitText(page, 'status', /Model ready/);
+      const predictions = async (files, ready) => {
+        await page.setInputFiles('#model-files', files);
+        await waitText(page, 'status', ready);
+        await page.fill('#sequence', SEQUENCE);
+        await page.click('#run');
+        await waitText(page, 'summary', /30 residues, layer \d+/);
+        return page.locator('#predictions .residue').evaluateAll((s) => s.map((x) => x.title));
+      };
+      const hub = await predictions([join(tiny, 'config.json'), join(tiny, 'model.safetensors')], /Model ready: 2 layers, .*config\.json, model\.safetensors/);
+      // torch.save's zip (tests/reference/generate_esm.py): its configuration is in its pickle.
+      const pt = await predictions(join(tiny, 'esm2_tiny.pt'), /Model ready: 2 layers, .*esm2_tiny\.pt/);
+      assert.equal(pt.length, SEQUENCE.length);
+      assert.deepEqual(pt, hub, webgpu ? 'WebGPU' : 'CPU');
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  }
+});
+
 test('the seed graphs by default: from its published hosts (mirrored), then the other, then the kept copy; a node click selects its feature', { timeout: 600_000 }, async () => {
   const { browser, page, errors } = await open('?weights=random&backend=cpu', false);
   try {

@@ -114,8 +114,8 @@ pub fn device() -> Device {
     DEVICE.with(|d| d.get_or_init(Device::flex).clone())
 }
 
-/// A session on the chosen device with the model at `path`: a hub folder, whose weights are
-/// streamed from the disk a chunk at a time as the page streams its downloads, or a fair-esm `.pt`.
+/// A session on the chosen device with the model at `path` (a hub folder, or a fair-esm `.pt`),
+/// its weights streamed from the disk a chunk at a time as the page streams its downloads.
 pub fn open(model: &Path) -> Result<Session, Error> {
     use std::io::Read;
     let mut session = Session::new(device());
@@ -124,11 +124,7 @@ pub fn open(model: &Path) -> Result<Session, Error> {
     }
     let heads = Heads::of(model)?;
     let name = model.display().to_string();
-    let Some(weights) = session.model_stream_start(&heads.files(), &name)? else {
-        let files = heads.read(detect::model_files(&heads.files())?.indices())?;
-        session.load_model(&NamedFile::views(&files), &name)?;
-        return Ok(session);
-    };
+    let weights = session.model_stream_start(&heads.files(), &name)?;
     let path = &heads.paths[weights];
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
     let mut file = std::fs::File::open(path).map_err(cannot)?;
