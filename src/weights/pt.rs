@@ -64,7 +64,7 @@ enum State {
     Next,
     /// At the start of an entry's bytes; `searched` of them have been searched for a descriptor.
     Data { entry: Entry, searched: usize },
-    /// In a skipped entry of known size, `left` bytes before its end.
+    /// In a skipped entry whose header gave its size, `left` bytes before its end.
     Skip { entry: Entry, left: u64 },
     /// After an entry of `len` bytes, at its data descriptor.
     Descriptor { name: String, len: u64 },
@@ -218,12 +218,11 @@ impl PtStream {
                     self.state = State::Skip { entry, left };
                     return Ok(None);
                 }
+                // Its size came from its header, so no descriptor follows it.
                 let n = left.min(rest.len() as u64);
-                self.state = match (left - n, entry.descriptor) {
-                    (0, true) => State::Descriptor { name: entry.name, len: entry.len.expect("a skipped entry's size is known") },
-                    (0, false) => State::Next,
-                    (left, _) => State::Skip { entry, left },
-                };
+                if left > n {
+                    self.state = State::Skip { entry, left: left - n };
+                }
                 Ok(Some(n as usize))
             }
             State::Descriptor { name, len } => match descriptor_at(rest, 0, len) {
