@@ -6,9 +6,10 @@
 // {"engine", "size", "fileBytes", "wasmBytes", "loadSeconds", "runSeconds"}.
 //   node load.mjs [SIZES]    # default 8M,35M,150M,650M; BENCH_LOAD_BUILDS=cpu,webgpu;
 //                            # LOAD_TIMEOUT=ms for each wait (default 10 and 20 minutes)
-// BENCH_LOAD_PT=DIR drops DIR/esm2_SIZE.pt on the page instead (the same weights as a fair-esm
-// checkpoint: python3 pkg-build/bench/fair_esm_pt.py HUB_FOLDER DIR/esm2_SIZE.pt, with torch),
-// timed from the drop, after the page has started on its random demo model.
+// BENCH_LOAD_DROP=DIR drops the files on the page instead, once the page has started on its demo
+// model, and times from the drop: the hub folder's two files, then DIR/esm2_SIZE.pt (the same
+// weights as a fair-esm checkpoint: python3 pkg-build/bench/fair_esm_pt.py HUB_FOLDER
+// DIR/esm2_SIZE.pt, with torch), each in a browser of its own.
 // Needs the built page (pkg-build/build.sh) and the CLI (cargo build --release).
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
@@ -69,9 +70,10 @@ const server = await serve();
 const base = `http://127.0.0.1:${server.address().port}/`;
 try {
   for (const size of sizes) {
-    const pt = process.env.BENCH_LOAD_PT && join(process.env.BENCH_LOAD_PT, `esm2_${size}.pt`);
-    const fileBytes = statSync(pt || join(mirror(size), 'model.safetensors')).size;
-    for (const build of builds) {
+    const hubFiles = [join(mirror(size), 'config.json'), join(mirror(size), 'model.safetensors')];
+    const drops = process.env.BENCH_LOAD_DROP ? [['drop-hub', hubFiles], ['drop-pt', [join(process.env.BENCH_LOAD_DROP, `esm2_${size}.pt`)]]] : [[null, null]];
+    for (const [build, [how, files]] of builds.flatMap((b) => drops.map((d) => [b, d]))) {
+      const fileBytes = statSync(files ? files.at(-1) : hubFiles[1]).size;
       const browser = await chromium.launch({
         executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
         args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update',
@@ -82,13 +84,14 @@ try {
         const hub = encodeURIComponent(`${base}hub`);
         const ready = (name) => page.waitForFunction((n) => new RegExp(`^Model ready.*${n}|could not|failed|refused`, 'i').test(document.getElementById('status').textContent), name, { timeout: 1_800_000 });
         let start = Date.now();
-        await page.goto(`${base}?${pt ? 'weights=random' : `model=${size}&hub=${hub}`}${build === 'cpu' ? '&backend=cpu&threads=1' : ''}`);
+        await page.goto(`${base}?${files ? 'weights=random' : `model=${size}&hub=${hub}`}${build === 'cpu' ? '&backend=cpu&threads=1' : ''}`);
         const status = page.locator('#status');
         await ready('');
-        if (pt) {
+        if (files) {
+          await page.waitForFunction(() => /^SAE at layer/.test(document.getElementById('sae-status').textContent), null, { timeout: 600_000 });
           start = Date.now();
-          await page.setInputFiles('#model-files', pt);
-          await ready(`esm2_${size}\\.pt`);
+          await page.setInputFiles('#model-files', files);
+          await ready(files.at(-1).split('/').pop().replace('.', '\\.'));
         }
         const loadSeconds = (Date.now() - start) / 1e3;
         const text = await status.textContent();
@@ -105,7 +108,7 @@ try {
         await page.waitForFunction(() => /300 residues/.test(document.getElementById('summary').textContent), null, { timeout: Number(process.env.LOAD_TIMEOUT ?? 1_200_000) })
           .catch(async (e) => { throw new Error(`${size}: no run (the SAE: ${sae}; the status: ${await status.textContent()})`, { cause: e }); });
         const runSeconds = (Date.now() - run) / 1e3;
-        console.log(JSON.stringify({ engine: `plmscope-page-${build}${pt ? '-pt' : ''}`, size, fileBytes, wasmBytes, loadSeconds, runSeconds, status: text, sae, summary: await page.textContent('#summary') }));
+        console.log(JSON.stringify({ engine: `plmscope-page-${build}${how ? `-${how}` : ''}`, size, fileBytes, wasmBytes, loadSeconds, runSeconds, status: text, sae, summary: await page.textContent('#summary') }));
       } finally {
         await browser.close();
       }
