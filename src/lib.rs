@@ -22,6 +22,12 @@
 //! over both (probes, circuits, concept association, steered generation); [`train`] trains
 //! SAEs on harvested activations. `web` is the only wasm-bindgen module.
 
+// The CPU build's kernels are WebAssembly SIMD (.cargo/config.toml), and a build without it still
+// runs, only slower: no test would see it. RUSTFLAGS replaces the config's flags, which is how one
+// package once lost it; so a wasm build without SIMD is refused here.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
+compile_error!("plmscope's wasm builds need WebAssembly SIMD: RUSTFLAGS replaces .cargo/config.toml's `-C target-feature=+simd128`, so say it there too (or pass flags with cargo --config)");
+
 pub mod alphabet;
 pub mod analysis;
 #[cfg(feature = "bench")]

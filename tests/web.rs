@@ -94,8 +94,13 @@ async fn object_path(backend: &str) {
         (named.iter().map(|(n, _)| n.to_string()).collect(), named.iter().map(|(_, b)| JsValue::from(js_sys::Uint8Array::from(*b))).collect())
     };
     let mut engine = Plmscope::create(backend.into()).await.map_err(JsValue::from).unwrap();
-    let (names, bytes) = files(&[("model.safetensors", TINY_SAFETENSORS), ("config.json", TINY_CONFIG.as_bytes())]);
-    engine.load_model(names, bytes, "tiny".into()).map_err(JsValue::from).unwrap();
+    // The files' starts (each file whole here, under 1 MiB), then the weights in chunks.
+    let (names, heads) = files(&[("model.safetensors", TINY_SAFETENSORS), ("config.json", TINY_CONFIG.as_bytes())]);
+    assert_eq!(engine.model_stream_start(names, heads, "tiny".into()).map_err(JsValue::from).unwrap(), 0);
+    for chunk in TINY_SAFETENSORS.chunks(40_000) {
+        engine.model_stream_push(chunk).map_err(JsValue::from).unwrap();
+    }
+    engine.model_stream_finish().map_err(JsValue::from).unwrap();
     for (layer, key) in [(1, "l1"), (2, "l2")] {
         let name = format!("interplm_tiny_{key}.pt");
         let (names, bytes) = files(&[(&name, sae_fx(key))]);
