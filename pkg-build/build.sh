@@ -56,10 +56,11 @@ build cpu cpu
 # flags, so it has a target directory of its own.
 # The module imports one shared memory and exports what wasm-bindgen needs to set up each thread's
 # TLS: those link arguments go to the last crate only (`cargo rustc`). The 4 GiB limit stays in
-# RUSTFLAGS, where every dependency was built with it: moving it would rebuild them all.
+# RUSTFLAGS, where every dependency was built with it: moving it would rebuild them all. Panics
+# abort without formatting here too (a trap in any thread, as plain panic=abort was).
 threads_target="${CARGO_TARGET_DIR}-threads"
 RUSTUP_TOOLCHAIN="${PLMSCOPE_NIGHTLY:-nightly}" CARGO_TARGET_DIR="$threads_target" \
-  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296" \
+  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296 -Zunstable-options -Cpanic=immediate-abort" \
   cargo rustc --release --lib --target wasm32-unknown-unknown -Z build-std=panic_abort,std \
   --no-default-features --features "threads$extra" -- -C link-arg=--shared-memory -C link-arg=--import-memory \
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::pickle::{self, TensorRef, Value};
+use super::stream::feed;
 use super::{LoadError, RawTensor, TensorMap};
 
 const LOCAL: &[u8] = b"PK\x03\x04";
@@ -182,18 +183,10 @@ impl PtStream {
     /// Takes the next `chunk` of the file and hands `sink` the pickle and then every tensor whose
     /// storage it completes.
     pub fn push(&mut self, chunk: &[u8], sink: &mut dyn PtSink) -> Result<(), LoadError> {
-        if self.pending.is_empty() {
-            // A whole file pushed at once is read in place, never copied.
-            let used = self.take(chunk, sink)?;
-            self.pending.extend_from_slice(&chunk[used..]);
-        } else {
-            let mut pending = std::mem::take(&mut self.pending);
-            pending.extend_from_slice(chunk);
-            let used = self.take(&pending, sink)?;
-            pending.drain(..used);
-            self.pending = pending;
-        }
-        Ok(())
+        let mut pending = std::mem::take(&mut self.pending);
+        let fed = feed(&mut pending, chunk, |bytes| self.take(bytes, sink));
+        self.pending = pending;
+        fed
     }
 
     /// Reads what it can of `bytes` (which start at file offset `self.offset`); returns how many

@@ -27,6 +27,21 @@ impl Header {
     }
 }
 
+/// Gives `take` the bytes a streamed reader kept from earlier chunks followed by `chunk`; `take`
+/// reads what it can and says how many bytes it used, and the rest is kept in `pending`. A whole
+/// file given at once is read in place, never copied.
+pub(super) fn feed(pending: &mut Vec<u8>, chunk: &[u8], take: impl FnOnce(&[u8]) -> Result<usize, LoadError>) -> Result<(), LoadError> {
+    if pending.is_empty() {
+        let used = take(chunk)?;
+        pending.extend_from_slice(&chunk[used..]);
+    } else {
+        pending.extend_from_slice(chunk);
+        let used = take(pending)?;
+        pending.drain(..used);
+    }
+    Ok(())
+}
+
 pub struct SafetensorsStream {
     source_name: String,
     /// Bytes received and not yet handed on; `pending[0]` is at file offset `offset`.
@@ -52,18 +67,10 @@ impl SafetensorsStream {
     /// Takes the next `chunk` of the file and hands every tensor it completes to `emit`, in file
     /// order, its values converted to f32.
     pub fn push(&mut self, chunk: &[u8], emit: &mut dyn FnMut(String, RawTensor) -> Result<(), LoadError>) -> Result<(), LoadError> {
-        if self.pending.is_empty() {
-            // A whole file pushed at once is read in place, never copied.
-            let used = self.take(chunk, emit)?;
-            self.pending.extend_from_slice(&chunk[used..]);
-        } else {
-            let mut pending = std::mem::take(&mut self.pending);
-            pending.extend_from_slice(chunk);
-            let used = self.take(&pending, emit)?;
-            pending.drain(..used);
-            self.pending = pending;
-        }
-        Ok(())
+        let mut pending = std::mem::take(&mut self.pending);
+        let fed = feed(&mut pending, chunk, |bytes| self.take(bytes, emit));
+        self.pending = pending;
+        fed
     }
 
     /// Reads what it can of `bytes` (which start at file offset `self.offset`): the header, then
