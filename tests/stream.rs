@@ -53,6 +53,8 @@ fn logits(session: &Session) -> Vec<f32> {
 fn any_chunking_gives_the_model_and_hash_of_a_whole_load() {
     let mut whole = Session::new(Device::flex());
     let info = whole.load_model(&NamedFile::views(&files()), "tiny").unwrap();
+    let files_hash = plmscope::analysis::atlas::Identity::of("", &[TINY_CONFIG.as_bytes(), TINY_SAFETENSORS]).sha256;
+    assert_eq!(info.sha256, files_hash, "the hash of config.json then model.safetensors");
     let reference = logits(&whole);
     for cuts in [&[1][..], &[7], &[4096], &[TINY_SAFETENSORS.len()], &[3, 1000, 17, 65_536, 1]] {
         let (session, progress) = streamed(TINY_SAFETENSORS, cuts).unwrap();

@@ -169,15 +169,6 @@ impl SaeFiles {
     }
 }
 
-impl ModelFiles {
-    pub fn indices(self) -> Vec<usize> {
-        match self {
-            ModelFiles::Hub { config, weights } => vec![config, weights],
-            ModelFiles::FairEsm { pt } => vec![pt],
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
