@@ -109,11 +109,8 @@ impl FairEsmStream {
 }
 
 impl PtSink for FairEsmSink {
-    fn pickle(&mut self, mut root: Value) -> Result<Vec<(String, Rc<TensorRef>)>, LoadError> {
-        let bad = |detail: &str| LoadError::Format { source_name: self.source_name.clone(), format: "fair-esm checkpoint", detail: detail.to_string() };
-        let state = root.remove("model").ok_or_else(|| bad("no \"model\" state dict at the top level"))?;
-        let tensors: Vec<_> = state.tensor_refs().into_iter().filter_map(|(name, t)| Some((rename::fair_esm_name(&name)?, t))).collect();
-        let config = fair_esm_config(&root, &tensors, &self.source_name)?;
+    fn pickle(&mut self, root: Value) -> Result<Vec<(String, Rc<TensorRef>)>, LoadError> {
+        let (config, tensors) = read_fair_esm(root, &self.source_name)?;
         let precision = (self.decide)(&config)?;
         self.loaded = Some((config, DeviceStore::new(&self.device, precision)));
         Ok(tensors)
@@ -126,10 +123,13 @@ impl PtSink for FairEsmSink {
     }
 }
 
-/// The configuration of a fair-esm checkpoint: from `cfg.model` (or the `args` of older ones),
-/// the sizes it leaves out from its tensors (in hub naming).
-fn fair_esm_config(root: &Value, tensors: &[(String, Rc<TensorRef>)], source_name: &str) -> Result<EsmConfig, LoadError> {
+/// The configuration and the tensors (in hub naming) of a fair-esm checkpoint's pickle: the
+/// configuration from `cfg.model` (or the `args` of older ones), the sizes it leaves out from the
+/// tensors' shapes.
+fn read_fair_esm(mut root: Value, source_name: &str) -> Result<(EsmConfig, Vec<(String, Rc<TensorRef>)>), LoadError> {
     let bad = |detail: &str| LoadError::Format { source_name: source_name.to_string(), format: "fair-esm checkpoint", detail: detail.to_string() };
+    let state = root.remove("model").ok_or_else(|| bad("no \"model\" state dict at the top level"))?;
+    let tensors: Vec<_> = state.tensor_refs().into_iter().filter_map(|(name, t)| Some((rename::fair_esm_name(&name)?, t))).collect();
     let cfg = root.get("cfg").and_then(|c| c.get("model")).or_else(|| root.get("args"));
     let int = |key: &str| cfg.and_then(|c| c.get(key)).and_then(Value::as_int).map(|v| v as usize);
     let has = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t);
@@ -144,7 +144,8 @@ fn fair_esm_config(root: &Value, tensors: &[(String, Rc<TensorRef>)], source_nam
     config.num_attention_heads = heads;
     config.intermediate_size = int("encoder_ffn_embed_dim").unwrap_or(4 * config.hidden_size);
     config.token_dropout = cfg.and_then(|c| c.get("token_dropout")).and_then(Value::as_int).is_none_or(|v| v != 0);
-    Ok(EsmConfig::from_json(&serde_json::to_string(&config).expect("config serialises"))?)
+    let config = EsmConfig::from_json(&serde_json::to_string(&config).expect("config serialises"))?;
+    Ok((config, tensors))
 }
 
 /// A model's weights arriving in chunks, in either format.

@@ -94,19 +94,22 @@ pub struct PtStream {
     listed: HashSet<u64>,
 }
 
+/// Collects the tensors of a state dict at the pickle's top level.
+struct StateDict(TensorMap);
+
+impl PtSink for StateDict {
+    fn pickle(&mut self, root: Value) -> Result<Vec<(String, Rc<TensorRef>)>, LoadError> {
+        Ok(root.tensor_refs())
+    }
+    fn tensor(&mut self, name: String, tensor: RawTensor) -> Result<(), LoadError> {
+        self.0.insert(name, tensor);
+        Ok(())
+    }
+}
+
 /// The tensors of a whole `.pt` whose pickle holds a state dict at its top level (an SAE's).
 pub fn state_dict(bytes: &[u8], source_name: &str) -> Result<TensorMap, LoadError> {
-    struct Collect(TensorMap);
-    impl PtSink for Collect {
-        fn pickle(&mut self, root: Value) -> Result<Vec<(String, Rc<TensorRef>)>, LoadError> {
-            Ok(root.tensor_refs())
-        }
-        fn tensor(&mut self, name: String, tensor: RawTensor) -> Result<(), LoadError> {
-            self.0.insert(name, tensor);
-            Ok(())
-        }
-    }
-    let mut sink = Collect(TensorMap::new());
+    let mut sink = StateDict(TensorMap::new());
     let mut stream = PtStream::new(source_name);
     stream.push(bytes, &mut sink)?;
     stream.finish()?;
@@ -537,23 +540,13 @@ mod tests {
         for large in [false, true] {
             let bytes = zip_with(&[("a/data.pkl", &pickle(6)), ("a/byteorder", b"little"), ("a/data/0", &data), ("a/version", b"3\n")], zip::CompressionMethod::Stored, large);
             for cut in [1, 2, 29, 1000, bytes.len()] {
-                let mut got = TensorMap::new();
-                struct Into<'a>(&'a mut TensorMap);
-                impl PtSink for Into<'_> {
-                    fn pickle(&mut self, root: Value) -> Result<Vec<(String, Rc<TensorRef>)>, LoadError> {
-                        Ok(root.tensor_refs())
-                    }
-                    fn tensor(&mut self, name: String, tensor: RawTensor) -> Result<(), LoadError> {
-                        self.0.insert(name, tensor);
-                        Ok(())
-                    }
-                }
+                let mut got = StateDict(TensorMap::new());
                 let mut stream = PtStream::new("x.pt");
                 for chunk in bytes.chunks(cut) {
-                    stream.push(chunk, &mut Into(&mut got)).unwrap();
+                    stream.push(chunk, &mut got).unwrap();
                 }
                 stream.finish().unwrap();
-                assert_eq!(got["w"].data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "zip64 {large}, chunks of {cut}");
+                assert_eq!(got.0["w"].data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "zip64 {large}, chunks of {cut}");
             }
         }
     }
